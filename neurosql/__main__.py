@@ -1,0 +1,3 @@
+from neurosql.cli import main
+
+raise SystemExit(main())
