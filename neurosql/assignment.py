@@ -1,0 +1,144 @@
+"""Linear sum assignment solvers for the NeuroSQL assignment step.
+
+Every solver takes a square cost matrix C (n, n) and returns ``perm`` with
+perm[i] = the column (lattice code) assigned to row i (data image), a
+permutation of 0..n-1.
+
+Methods:
+    "exact": the Jonker-Volgenant solver of the ``lap`` package (lapjv),
+        which returns an optimal assignment. It was faster than
+        ``scipy.optimize.linear_sum_assignment`` on the structured costs of
+        ``benchmarks/bench_lsap.py`` (timings in docs/benchmarks.md).
+    "scipy": ``scipy.optimize.linear_sum_assignment``, also optimal; the
+        reference solver in the tests.
+    "greedy": Algorithm 3 of the NeuroSQL paper (appendix G): rows in order
+        0..n-1, each takes its cheapest column not yet taken, ties going to
+        the lowest column index. O(n^2), not optimal.
+    "pruned": an exact sparse solve (scipy's
+        ``min_weight_full_bipartite_matching``) restricted to the k cheapest
+        columns of every row plus the greedy assignment's edges. The greedy
+        edges guarantee that a full permutation exists, so the result always
+        costs at most the greedy one, but it is optimal only when the optimal
+        assignment uses the kept edges. It is not certified.
+"""
+
+import logging
+
+import lap
+import numpy as np
+import scipy.optimize
+import scipy.sparse
+import scipy.sparse.csgraph
+import torch
+
+log = logging.getLogger(__name__)
+
+METHODS = ("exact", "scipy", "greedy", "pruned")
+DEFAULT_PRUNED_K = 32
+
+
+def _as_cost_array(cost: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Convert the cost to a float64 array and reject non-square or non-finite input."""
+    if isinstance(cost, torch.Tensor):
+        cost = cost.detach().cpu().double().numpy()
+    cost = np.asarray(cost, dtype=np.float64)
+    if cost.ndim != 2 or cost.shape[0] != cost.shape[1]:
+        raise ValueError(
+            f"the cost matrix must be square (n, n), got shape {cost.shape}; "
+            "NeuroSQL assigns n images to n lattice codes"
+        )
+
+    bad = ~np.isfinite(cost)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise ValueError(
+            f"the cost matrix contains {int(bad.sum())} NaN or infinite entries, "
+            f"the first at (row {rows[0]}, col {cols[0]}) = {cost[rows[0], cols[0]]}; "
+            "check the generator output and the loss for NaN"
+        )
+    return cost
+
+
+def solve_assignment(
+    cost: np.ndarray | torch.Tensor, method: str = "exact", k: int = DEFAULT_PRUNED_K
+) -> np.ndarray:
+    """Solve the assignment problem on a square cost matrix.
+
+    Args:
+        cost: (n, n) finite costs, a numpy array or a torch tensor on any device.
+        method: one of "exact", "scipy", "greedy", "pruned" (see the module
+            docstring).
+        k: columns kept per row by "pruned"; ignored by the other methods.
+
+    Returns:
+        int64 array perm of shape (n,), perm[i] = column assigned to row i.
+
+    Raises:
+        ValueError: for a non-square or non-finite cost matrix or an unknown method.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown assignment method {method!r}; expected one of {METHODS}")
+    cost = _as_cost_array(cost)
+    if cost.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+
+    if method == "exact":
+        _, perm, _ = lap.lapjv(cost, extend_cost=False)
+    elif method == "scipy":
+        _, perm = scipy.optimize.linear_sum_assignment(cost)
+    elif method == "greedy":
+        perm = _greedy(cost)
+    else:
+        perm = _pruned(cost, k)
+    return np.asarray(perm, dtype=np.int64)
+
+
+def _greedy(cost: np.ndarray) -> np.ndarray:
+    """Assign rows in order, each to its cheapest free column (NeuroSQL Algorithm 3)."""
+    n = cost.shape[0]
+    penalty = np.zeros(n)
+    perm = np.empty(n, dtype=np.int64)
+
+    # Taken columns get +inf; argmin returns the first minimum, which matches
+    # the strict "<" scan of Algorithm 3 (ties go to the lowest column).
+    for i in range(n):
+        j = int(np.argmin(cost[i] + penalty))
+        perm[i] = j
+        penalty[j] = np.inf
+    return perm
+
+
+def _pruned(cost: np.ndarray, k: int) -> np.ndarray:
+    """Solve exactly on the k cheapest columns per row plus the greedy edges."""
+    n = cost.shape[0]
+    if k < 1:
+        raise ValueError(f"k must be a positive number of columns per row, got {k}")
+    k = min(k, n)
+    if k == n:
+        return scipy.optimize.linear_sum_assignment(cost)[1]
+
+    nearest = np.argpartition(cost, k - 1, axis=1)[:, :k]
+    greedy = _greedy(cost)
+    rows = np.concatenate([np.repeat(np.arange(n), k), np.arange(n)])
+    cols = np.concatenate([nearest.ravel(), greedy])
+
+    # Explicit zeros would read as missing edges, so shift every cost to be
+    # positive; a constant shift does not change the optimal permutation.
+    shifted = cost - cost.min() + 1.0
+    graph = scipy.sparse.csr_matrix((shifted[rows, cols], (rows, cols)), shape=(n, n))
+    # Duplicate (row, col) entries were summed by csr_matrix; restore their cost.
+    graph.sum_duplicates()
+    graph.data = shifted[np.repeat(np.arange(n), np.diff(graph.indptr)), graph.indices]
+
+    _, perm = scipy.sparse.csgraph.min_weight_full_bipartite_matching(graph)
+    return perm
+
+
+def assignment_cost(cost: np.ndarray | torch.Tensor, perm: np.ndarray) -> float:
+    """Return the mean matched cost (1/n) sum_i cost[i, perm[i]]."""
+    cost = _as_cost_array(cost)
+    perm = np.asarray(perm)
+    n = cost.shape[0]
+    if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
+        raise ValueError(f"perm must be a permutation of 0..{n - 1}, got shape {perm.shape}")
+    return float(cost[np.arange(n), perm].mean()) if n else 0.0

@@ -1,0 +1,145 @@
+"""Tests for neurosql.assignment against brute force, scipy and a literal greedy."""
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.optimize
+import torch
+
+from neurosql.assignment import METHODS, assignment_cost, solve_assignment
+
+
+def brute_force_cost(cost: np.ndarray) -> float:
+    """Return the minimum mean cost over all permutations."""
+    n = cost.shape[0]
+    rows = np.arange(n)
+    return min(cost[rows, list(p)].mean() for p in itertools.permutations(range(n)))
+
+
+def literal_greedy(cost: np.ndarray) -> np.ndarray:
+    """Follow Algorithm 3 of the NeuroSQL paper line by line."""
+    n = cost.shape[0]
+    assigned = set()
+    perm = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        min_cost = np.inf
+        best_col = -1
+        for j in range(n):
+            if j not in assigned and cost[i, j] < min_cost:
+                min_cost = cost[i, j]
+                best_col = j
+        perm[i] = best_col
+        assigned.add(best_col)
+    return perm
+
+
+def is_permutation(perm: np.ndarray, n: int) -> bool:
+    return perm.shape == (n,) and np.array_equal(np.sort(perm), np.arange(n))
+
+
+def small_costs() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    cases = [rng.random((n, n)) for n in range(1, 8)]
+    # Ties: few distinct values, so several permutations are optimal.
+    cases += [rng.integers(0, 3, size=(n, n)).astype(float) for n in range(2, 8)]
+    cases.append(np.ones((5, 5)))
+    return cases
+
+
+@pytest.mark.parametrize("method", ["exact", "scipy"])
+def test_exact_matches_brute_force(method):
+    for cost in small_costs():
+        perm = solve_assignment(cost, method)
+        assert is_permutation(perm, cost.shape[0])
+        assert assignment_cost(cost, perm) == pytest.approx(brute_force_cost(cost), abs=1e-12)
+
+
+def test_exact_equals_scipy_n200():
+    rng = np.random.default_rng(1)
+    points_a = rng.standard_normal((200, 16))
+    points_b = rng.standard_normal((200, 16))
+    cost = ((points_a[:, None, :] - points_b[None, :, :]) ** 2).sum(-1)
+    _, scipy_perm = scipy.optimize.linear_sum_assignment(cost)
+    perm = solve_assignment(cost, "exact")
+    assert is_permutation(perm, 200)
+    assert assignment_cost(cost, perm) == pytest.approx(assignment_cost(cost, scipy_perm), rel=1e-12)
+
+
+def test_greedy_matches_literal():
+    rng = np.random.default_rng(2)
+    cases = small_costs() + [rng.random((60, 60)), rng.integers(0, 4, size=(60, 60)).astype(float)]
+    for cost in cases:
+        assert np.array_equal(solve_assignment(cost, "greedy"), literal_greedy(cost))
+
+
+def test_greedy_ties_lowest_column():
+    perm = solve_assignment(np.zeros((4, 4)), "greedy")
+    assert perm.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_solver_returns_permutation(method):
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 50, 120):
+        perm = solve_assignment(rng.random((n, n)), method)
+        assert perm.dtype == np.int64
+        assert is_permutation(perm, n)
+
+
+def test_pruned_between_exact_and_greedy():
+    rng = np.random.default_rng(4)
+    cost = rng.random((150, 150))
+    optimum = assignment_cost(cost, solve_assignment(cost, "exact"))
+    pruned = assignment_cost(cost, solve_assignment(cost, "pruned", k=5))
+    greedy = assignment_cost(cost, solve_assignment(cost, "greedy"))
+    assert optimum <= pruned + 1e-12
+    assert pruned <= greedy + 1e-12
+
+
+def test_pruned_full_k_is_optimal():
+    rng = np.random.default_rng(5)
+    cost = rng.random((30, 30))
+    optimum = assignment_cost(cost, solve_assignment(cost, "scipy"))
+    assert assignment_cost(cost, solve_assignment(cost, "pruned", k=30)) == pytest.approx(optimum)
+
+
+def test_torch_input_accepted():
+    cost = torch.rand(20, 20, dtype=torch.float32)
+    perm = solve_assignment(cost, "exact")
+    expected = solve_assignment(cost.double().numpy(), "scipy")
+    assert assignment_cost(cost, perm) == pytest.approx(assignment_cost(cost, expected))
+
+
+def test_empty_cost():
+    assert solve_assignment(np.zeros((0, 0))).shape == (0,)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_rectangular_rejected(method):
+    with pytest.raises(ValueError, match=r"\(3, 4\)"):
+        solve_assignment(np.zeros((3, 4)), method)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_rejected(bad):
+    cost = np.zeros((4, 4))
+    cost[2, 1] = bad
+    cost[3, 0] = bad
+    with pytest.raises(ValueError, match=r"2 NaN or infinite entries, the first at \(row 2, col 1\)"):
+        solve_assignment(cost)
+
+
+def test_unknown_method_rejected():
+    with pytest.raises(ValueError, match="hungarian"):
+        solve_assignment(np.zeros((2, 2)), "hungarian")
+
+
+def test_assignment_cost_mean():
+    cost = np.array([[1.0, 2.0], [3.0, 5.0]])
+    assert assignment_cost(cost, np.array([1, 0])) == pytest.approx(2.5)
+
+
+def test_assignment_cost_rejects_non_permutation():
+    with pytest.raises(ValueError, match="permutation"):
+        assignment_cost(np.zeros((3, 3)), np.array([0, 0, 1]))
