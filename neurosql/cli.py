@@ -93,12 +93,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 def cmd_real_features(args: argparse.Namespace) -> None:
     from neurosql.evaluation import compute_real_features
+    from neurosql.runtime import resolve_device
 
-    compute_real_features(Path(args.data), args.n, Path(args.out), device=args.device)
+    compute_real_features(Path(args.data), args.n, Path(args.out), device=str(resolve_device(args.device)))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from neurosql.evaluation import evaluate_samples
+    from neurosql.runtime import resolve_device
 
     evaluate_samples(
         Path(args.samples),
@@ -107,7 +109,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         Path(args.real_features) if args.real_features else None,
         n_pairs=args.n_pairs,
         pair_seed=args.pair_seed,
-        device=args.device,
+        device=str(resolve_device(args.device)),
     )
 
 
@@ -170,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--n", type=int, required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.set_defaults(func=cmd_real_features)
 
     p = sub.add_parser("evaluate", help="FID proxy, KID, LPIPS and SSIM of one samples file")
@@ -179,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-features", help="cached real features (sampled_z mode)")
     p.add_argument("--n-pairs", type=int, default=50, help="real/generated pairs for LPIPS and SSIM")
     p.add_argument("--pair-seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--out", required=True, help="output metrics JSON")
     p.set_defaults(func=cmd_evaluate)
 

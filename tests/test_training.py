@@ -25,7 +25,8 @@ def test_train_writes_model_and_history(tiny_params, tiny_data, tmp_path, method
     assert payload["best_val_loss"] == pytest.approx(min(float(r["val_loss"]) for r in rows))
     images = paradigm.generate(torch.zeros(3, 2))
     assert images.shape == (3, 1, 28, 28)
-    assert images.min() >= 0 and images.max() <= 1
+    assert images.min() >= 0
+    assert images.max() <= 1
 
 
 def test_neurosql_logs_assignment_time(tiny_params, tiny_data, tmp_path):
