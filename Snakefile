@@ -25,3 +25,16 @@ rule all:
     input:
         all_tables_and_figures(),
     default_target: True
+
+
+onsuccess:
+    from pathlib import Path
+
+    from neurosql.timing import format_summary, stage_times
+
+    rows = stage_times(Path("results/benchmarks"))
+    if rows:
+        summary = format_summary(rows)
+        Path("results/logs").mkdir(parents=True, exist_ok=True)
+        Path("results/logs/stage_times.txt").write_text(summary + "\n")
+        print("Wall time per stage (last run of each job, from results/benchmarks/):\n" + summary)
