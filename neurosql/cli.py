@@ -42,22 +42,19 @@ def _json_arg(text: str) -> dict:
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from neurosql.data.prepare import prepare_mnist
+    from neurosql.data.prepare import prepare_dataset
 
-    cfg = args.config
-    if cfg.get("kind", "mnist") != "mnist":
-        raise SystemExit(f"dataset kind {cfg.get('kind')!r} has no prepare stage yet; supported: mnist")
-    prepare_mnist(
-        raw_dir=Path(cfg["raw_dir"]),
-        sample_path=Path(cfg["sample"]),
-        out_npz=Path(args.out),
-        out_manifest=Path(args.manifest),
-        n_train_max=cfg["n_train_max"],
-        n_val=cfg["n_val"],
-        n_test=cfg["n_test"],
-        seed=cfg["split_seed"],
-        dataset=cfg.get("name", "mnist"),
-    )
+    cfg = dict(args.config)
+    if args.skip_unreadable:
+        cfg["skip_unreadable"] = True
+
+    # Bad raw data is the user's to fix: log the message (it names the file and the fix) without a traceback.
+    try:
+        prepare_dataset(cfg, Path(args.out), Path(args.manifest))
+    except (ValueError, FileNotFoundError) as error:
+        log.error("prepare failed for dataset %s: %s", cfg.get("name", cfg.get("kind")), error)
+        log.debug("traceback of the failure", exc_info=True)
+        raise SystemExit(1) from error
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -114,13 +111,30 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    from neurosql.reports import cell_table, read_metrics, summary_table, write_csv
+    from neurosql.reports import cell_table, join_models, read_metrics, read_models, summary_table, write_csv
 
-    table = cell_table(read_metrics([Path(p) for p in args.metrics]))
+    metrics = read_metrics([Path(p) for p in args.metrics])
+    if args.models:
+        metrics = join_models(metrics, read_models([Path(p) for p in args.models]))
+    table = cell_table(metrics)
     write_csv(table, Path(args.out))
     if args.summary:
         write_csv(summary_table(table), Path(args.summary))
     log.info("table with %d rows written to %s", len(table), args.out)
+
+
+def cmd_overview(args: argparse.Namespace) -> None:
+    from neurosql.reports import join_models, overview_table, read_metrics, read_models, write_csv
+
+    frame = join_models(read_metrics([Path(p) for p in args.metrics]), read_models([Path(p) for p in args.models]))
+    write_csv(overview_table(frame), Path(args.out))
+
+
+def cmd_ablation(args: argparse.Namespace) -> None:
+    from neurosql.reports import join_models, read_metrics, read_models, solver_ablation_table, write_csv
+
+    frame = join_models(read_metrics([Path(p) for p in args.metrics]), read_models([Path(p) for p in args.models]))
+    write_csv(solver_ablation_table(frame), Path(args.out))
 
 
 def cmd_figure(args: argparse.Namespace) -> None:
@@ -146,9 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="stage", required=True)
 
     p = sub.add_parser("prepare", help="split a dataset and write its arrays and manifest")
-    p.add_argument("--config", type=_json_arg, required=True, help="dataset settings as JSON (or @file)")
+    p.add_argument(
+        "--config", type=_json_arg, required=True,
+        help="a datasets.<name> section of params.yaml as JSON (or @file); its kind (mnist, celeba, afhq, oasis) picks the reader",
+    )
     p.add_argument("--out", required=True, help="output .npz with train/val/test arrays")
     p.add_argument("--manifest", required=True, help="output manifest JSON")
+    p.add_argument(
+        "--skip-unreadable", action="store_true",
+        help="skip corrupt or truncated image files (same as skip_unreadable: true); the manifest and log list them",
+    )
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train one grid cell; rerunning resumes an interrupted run")
@@ -189,7 +210,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--out", required=True, help="per-cell table CSV")
     p.add_argument("--summary", help="per-method averages CSV")
+    p.add_argument("--models", nargs="+", help="model files in the order of --metrics; adds parameter counts")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("overview", help="per dataset and method, mean and std over the whole grid (Table 1)")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--models", nargs="+", required=True, help="model files in the order of --metrics")
+    p.add_argument("--out", required=True, help="output CSV")
+    p.set_defaults(func=cmd_overview)
+
+    p = sub.add_parser("ablation", help="NeuroSQL with different assignment solvers (Table 2)")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--models", nargs="+", required=True, help="model files in the order of --metrics")
+    p.add_argument("--out", required=True, help="output CSV")
+    p.set_defaults(func=cmd_ablation)
 
     p = sub.add_parser("figure", help="draw sample grids, one panel per samples file")
     p.add_argument("--samples", nargs="+", required=True)

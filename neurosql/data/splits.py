@@ -103,3 +103,29 @@ def make_splits(
         len(splits["test"]),
     )
     return splits
+
+
+def split_groups(groups: list[str], fractions: dict[str, float], seed: int) -> dict[str, list[str]]:
+    """Assign whole groups (e.g. subjects) to "train", "val" and "test" by fraction, with a seeded shuffle.
+
+    The sorted unique groups are permuted with numpy default_rng(seed); val
+    takes round(n * fractions["val"]) of them, test the next
+    round(n * fractions["test"]), and train the rest. Val and test get at
+    least one group each. Raises ValueError for bad fractions or fewer than
+    three groups. Each returned list is sorted.
+    """
+    if set(fractions) != set(SPLITS):
+        raise ValueError(f"fractions must have the keys {SPLITS}, got {sorted(fractions)}")
+    if any(value <= 0 for value in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
+    unique = sorted(set(groups))
+    if len(unique) < 3:
+        raise ValueError(f"{len(unique)} groups cannot fill train, val and test; need at least 3")
+
+    order = [unique[i] for i in np.random.default_rng(seed).permutation(len(unique))]
+    n_val = max(1, round(len(unique) * fractions["val"]))
+    n_test = max(1, round(len(unique) * fractions["test"]))
+    if n_val + n_test >= len(unique):
+        raise ValueError(f"{len(unique)} groups leave none for train after {n_val} val and {n_test} test")
+    assigned = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+    return {split: sorted(assigned[split]) for split in SPLITS}
