@@ -3,7 +3,7 @@
 Sampled-z draws code i from a generator seeded by (seed, i), so any single
 image can be regenerated alone. Paired-z decodes the codes aligned with the
 first n training images: NeuroSQL's momentum-smoothed codes Zhat, or the
-VAE encoder's posterior means; the GAN has no paired codes.
+VAE encoder's posterior means; the GAN and the DDPM have no paired codes.
 """
 
 from pathlib import Path
@@ -14,7 +14,7 @@ import torch
 from neurosql.data.prepare import load_prepared, to_float
 from neurosql.lattice import sample_prior
 from neurosql.models import load_model
-from neurosql.paradigms import VAE, NeuroSQL, Paradigm
+from neurosql.paradigms import DDPM, VAE, NeuroSQL, Paradigm
 
 MODES = ("sampled_z", "paired_z")
 
@@ -34,7 +34,7 @@ def sampled_codes(prior: str, n: int, latent_dim: int, seed: int, start: int = 0
 
 
 def paired_codes(paradigm: Paradigm, train_images: torch.Tensor, n: int) -> torch.Tensor:
-    """Return the codes aligned with training images 0..n-1, or raise for the GAN."""
+    """Return the codes aligned with training images 0..n-1; raise for the GAN and the DDPM."""
     if isinstance(paradigm, NeuroSQL):
         return paradigm.paired_codes()[:n]
     if isinstance(paradigm, VAE):
@@ -47,22 +47,41 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return (images.clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
 
 
-def generate(model_path: Path, data_path: Path, n: int, seed: int, mode: str) -> dict[str, np.ndarray]:
-    """Generate ``n`` images in ``mode``; return arrays for the samples file."""
+def generate(
+    model_path: Path, data_path: Path, n: int, seed: int, mode: str, chunk_size: int = 500
+) -> dict[str, np.ndarray]:
+    """Generate ``n`` images in ``mode``; return arrays for the samples file.
+
+    Images are generated ``chunk_size`` codes at a time. The DDPM's codes are
+    its starting noise x_T (channels * height * width values per image): the
+    samples file stores them as an empty (n, 0) array, because each is
+    regenerated from its per-image seed.
+    """
     if mode not in MODES:
         raise ValueError(f"unknown sampling mode {mode!r}; expected one of {MODES}")
-    paradigm, payload = load_model(model_path)
-    latent_dim = payload["config"]["latent_dim"]
+    paradigm, _ = load_model(model_path)
+    keep_codes = not isinstance(paradigm, DDPM)
 
     if mode == "sampled_z":
-        codes = sampled_codes(paradigm.latent_prior(), n, latent_dim, seed)
         pair_index = np.full(n, -1, dtype=np.int64)
+        chunks = (
+            sampled_codes(paradigm.latent_prior(), min(chunk_size, n - start), paradigm.latent_dim, seed, start=start)
+            for start in range(0, n, chunk_size)
+        )
     else:
         train_images = to_float(load_prepared(data_path)["train_images"])
         if n > len(train_images):
             raise ValueError(f"paired_z asks for {n} images but the training split has {len(train_images)}")
         codes = paired_codes(paradigm, train_images, n)
         pair_index = np.arange(n, dtype=np.int64)
+        chunks = (codes[start : start + chunk_size] for start in range(0, n, chunk_size))
 
-    images = paradigm.generate(codes)
-    return {"images": to_uint8(images), "codes": codes.numpy().astype(np.float32), "pair_index": pair_index}
+    images, stored_codes = [], []
+    for codes in chunks:
+        images.append(paradigm.generate(codes))
+        stored_codes.append(codes if keep_codes else codes[:, :0])
+    return {
+        "images": to_uint8(torch.cat(images)),
+        "codes": torch.cat(stored_codes).numpy().astype(np.float32),
+        "pair_index": pair_index,
+    }

@@ -46,7 +46,7 @@ def validation_loss(paradigm: Paradigm, images: torch.Tensor, z: torch.Tensor) -
     paradigms on one scale: the codes z are fixed draws from the prior, and
     an exact assignment pairs each validation image with one generated image.
     """
-    generated = paradigm.generate(z)
+    generated = paradigm.validation_samples(z)
     cost = pairwise_cost(images, generated, loss="ssim_l1").cpu().numpy()
     perm = solve_assignment(cost, method="exact")
     return float(cost[np.arange(len(perm)), perm].mean())
@@ -97,7 +97,7 @@ def train_cell(config: dict[str, Any], data_path: Path, model_path: Path, histor
     paradigm = build_paradigm(config, n_train).to(device)
     optimizers = _make_optimizers(paradigm, train)
     schedulers = _make_schedulers(optimizers, train)
-    val_z = sample_prior(paradigm.latent_prior(), len(x_val), config["latent_dim"], torch.Generator().manual_seed(seed + 7))
+    val_z = sample_prior(paradigm.latent_prior(), len(x_val), paradigm.latent_dim, torch.Generator().manual_seed(seed + 7))
 
     # Resume from the last completed epoch when the state matches this config.
     start_epoch, history, best = 0, [], {"loss": float("inf"), "epoch": -1, "state": None}
@@ -142,13 +142,17 @@ def train_cell(config: dict[str, Any], data_path: Path, model_path: Path, histor
             for key, value in stats.items():
                 sums[key] = sums.get(key, 0.0) + value
             n_batches += 1
+        train_seconds = time.perf_counter() - start
         for scheduler in schedulers.values():
             scheduler.step()
 
         row.update({f"train_{key}": value / n_batches for key, value in sums.items()})
         row["val_loss"] = validation_loss(paradigm, x_val, val_z)
         row["lr"] = optimizers["generator"].param_groups[0]["lr"]
+        row["train_seconds"] = train_seconds
         row["epoch_seconds"] = time.perf_counter() - start
+        if "assign_seconds" in row:
+            row["assign_share"] = row["assign_seconds"] / train_seconds
         history.append(row)
 
         if row["val_loss"] < best["loss"]:
@@ -159,7 +163,9 @@ def train_cell(config: dict[str, Any], data_path: Path, model_path: Path, histor
         log.info(
             "epoch %d/%d  train %.4f  val %.4f  lr %.2e  %.1f s%s",
             epoch + 1, train["epochs"], row.get("train_loss", float("nan")), row["val_loss"], row["lr"],
-            row["epoch_seconds"], f"  (assignment {row['assign_seconds']:.1f} s)" if "assign_seconds" in row else "",
+            row["epoch_seconds"], f"  (assignment {row['assign_seconds']:.1f} s, {100 * row['assign_share']:.0f}% of training)"
+            if "assign_seconds" in row
+            else "",
         )
 
         atomic_torch_save(

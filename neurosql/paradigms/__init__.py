@@ -1,10 +1,11 @@
-"""Training paradigms that share one decoder backbone: NeuroSQL, VAE and GAN."""
+"""Training paradigms: NeuroSQL, VAE and GAN around one shared decoder, and the DDPM baseline."""
 
 from neurosql.paradigms.base import Paradigm
+from neurosql.paradigms.ddpm import DDPM
 from neurosql.paradigms.gan import GAN
 from neurosql.paradigms.neurosql import NeuroSQL
 from neurosql.paradigms.vae import VAE
 
-METHODS = ("neurosql", "vae", "gan")
+METHODS = ("neurosql", "vae", "gan", "ddpm")
 
-__all__ = ["GAN", "METHODS", "NeuroSQL", "Paradigm", "VAE"]
+__all__ = ["DDPM", "GAN", "METHODS", "NeuroSQL", "Paradigm", "VAE"]

