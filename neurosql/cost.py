@@ -7,20 +7,22 @@ mean squared pixel error ("l2").
 
 SSIM for all pairs is computed in matrix form. For one window position p and
 one channel, let x_p (n, 121) and y_p (m, 121) be the 11x11 patches of all
-images at p and w the flattened Gaussian window. The window means and
-variances are per-image vectors (x_p @ w, (x_p * x_p) @ w - mean^2), and the
-only term that couples the two images is the weighted cross moment
-x_p @ (w * y_p)^T, one matrix product per position. The SSIM map of a pair
-at p is then
+images at p and w the flattened Gaussian window (summing to 1). The window
+means mu = x_p @ w and the variances are per-image vectors. Only the
+weighted covariance cov_xy = (x_p - mu_x) @ (w * (y_p - mu_y))^T couples the
+two images, and it is one matrix product per position. The SSIM map of a
+pair at p is then
 
-    (2 mu_x mu_y + C1) * (2 (E_xy - mu_x mu_y) + C2)
+    (2 mu_x mu_y + C1) * (2 cov_xy + C2)
     / ((mu_x^2 + mu_y^2 + C1) * (var_x + var_y + C2)),
 
 and SSIM is its mean over positions and channels, as in pytorch-msssim 1.0.
-Two algebraic folds keep the element-wise work small: the numerator's
-second factor comes out of one product of augmented patch matrices
-[2 x_p, -2 mu_x, 1] @ [w * y_p, mu_y, C2]^T, and the denominator is a rank-4
-product of per-image vectors.
+Two algebraic folds keep the element-wise work small. The numerator's
+second factor is one product of augmented patch matrices,
+[2 (x_p - mu_x), 1] @ [w * (y_p - mu_y), C2]^T. The denominator is a rank-4
+product of per-image vectors. Centring the patches before the products
+avoids the cancellation in E[xy] - mu_x mu_y and E[x^2] - mu_x^2 that
+float32 suffers on flat, bright regions.
 """
 
 import logging
@@ -42,18 +44,22 @@ COST_LOSSES = ("ssim_l1", "l2")
 PADDINGS = ("valid", "same")
 DEFAULT_MAX_BYTES = 512 * 2**20
 
-# A row tile of about 2 MiB stays in a typical CPU L2/L3 cache while all
-# window positions of a group are added into it.
+# A row tile of about 2 MiB stays in a typical CPU L2/L3 cache while the
+# window positions of a band are added into it.
 _CPU_TILE_BYTES = 2 * 2**20
-# Window terms summed into one float32 partial tile before it is flushed into
-# the output. Two-level summation keeps the rounding error of a mean over
-# thousands of windows (64 px, 3 channels) well under 1e-6.
+# Window positions summed into one float32 partial tile before it is added
+# to the output. Two-level summation keeps the rounding error of a mean over
+# thousands of positions (64 px, 3 channels) small.
 _FLUSH_EVERY = 32
 _WINDOW_AREA = SSIM_WINDOW * SSIM_WINDOW
-# Factor storage per window position and image: augmented patch row
-# (area + 2), numerator (2) and denominator (4) factors, float32, plus the
-# unfolded patch (area) while the band is built.
-_BYTES_PER_WINDOW_IMAGE = 4 * (2 * _WINDOW_AREA + 2 + 2 + 4)
+# Bytes per window position and image while a band is built: the stored
+# augmented patch row (area + 1), numerator (2) and denominator (4) factors,
+# and a few per-position temporaries. An estimate from tensor sizes, not a
+# measured peak.
+_BYTES_PER_WINDOW_IMAGE = 4 * (_WINDOW_AREA + 1 + 2 + 4 + 24)
+# Window positions per block when summing squared centred patches, which
+# bounds that temporary to a few patch rows.
+_VARIANCE_BLOCK = 16
 
 
 def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
@@ -70,7 +76,7 @@ def _check_images(x: torch.Tensor, y: torch.Tensor) -> None:
             raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(t.shape)}")
         if not t.is_floating_point():
             raise TypeError(
-                f"{name} has dtype {t.dtype}; pass float images in [0, 1] "
+                f"{name} has dtype {t.dtype}, but float images in [0, 1] are expected "
                 "(for uint8 data use x.float() / 255)"
             )
     if x.shape[1:] != y.shape[1:]:
@@ -108,10 +114,15 @@ def pairwise_cost(
             the window means and variances, so "same" is a different loss
             from pytorch-msssim's; use it only as an explicit variant.
         max_bytes: bound on the working memory for "ssim_l1", in bytes.
-            The working set is the per-window patch matrices of one group of
-            window positions plus four float32 row tiles, and it stays under
-            max(max_bytes, bytes for one window position + one 16-row tile).
-            The (n, m) float32 result itself and the inputs are not counted.
+            The working set is the factor matrices of a band of window rows
+            (about 0.6 KB per image and window position) plus four float32
+            tiles of chunk_size x m. Bands and tiles are sized to stay under
+            max_bytes, except that a band never has less than one row of
+            window positions and a tile never less than chunk_size rows.
+            The (n, m) float32 result and the inputs are not counted.
+            NOTE: the sizing uses tensor sizes, not a measured peak. Allow
+            some tens of MiB more for library buffers; benchmarks/bench_cost.py
+            prints the measured peak.
 
     Returns:
         float32 tensor (n, m) on the device of x.
@@ -151,7 +162,7 @@ def _l2_cost(x: torch.Tensor, y: torch.Tensor, chunk_size: int | None) -> torch.
     out = torch.empty(n, m, device=x.device)
     step = chunk_size or n
 
-    # |x - y|^2 = |x|^2 + |y|^2 - 2 x.y; rounding can make it slightly negative.
+    # Clamp because rounding in |x|^2 + |y|^2 - 2 x.y can go slightly below 0.
     for start in range(0, n, step):
         rows = xf[start : start + step]
         tile = out[start : start + step]
@@ -162,6 +173,8 @@ def _l2_cost(x: torch.Tensor, y: torch.Tensor, chunk_size: int | None) -> torch.
 
 
 def _default_chunk(n: int, m: int, device: torch.device, max_bytes: int) -> int:
+    # NOTE: the CUDA sizing (half the budget for tiles) is untuned. Only the
+    # CUDA test in tests/test_cost.py exercises that path.
     if device.type == "cpu":
         rows = _CPU_TILE_BYTES // (4 * m)
     else:
@@ -174,31 +187,48 @@ def _band_factors(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Build the per-image factor matrices of a band of window rows of one channel.
 
-    Returns three tensors of shape (positions, count, width) that hold, for
-    every window position of the band and every image:
-    for x, the patch row [2 p, -2 mu, 1], numerator row [2 mu, 1] and
-    denominator row [a1 a2, a1, a2, 1] with a1 = mu^2 + C1, a2 = var + C2;
-    for y, the patch row [w * p, mu, C2], numerator row [mu, C1] and
-    denominator row [1, var, mu^2, mu^2 var]. Products of matching x and y
-    rows give 2 (E_xy - mu_x mu_y) + C2, 2 mu_x mu_y + C1 and
-    (mu_x^2 + mu_y^2 + C1) (var_x + var_y + C2).
+    Returns three tensors of shape (positions, count, width), one row per
+    window position of the band and image. For x the rows are the patch row
+    [2 (p - mu), 1], the numerator row [2 mu, 1] and the denominator row
+    [a1 a2, a1, a2, 1] with a1 = mu^2 + C1 and a2 = var + C2. For y they are
+    [w * (p - mu), C2], [mu, C1] and [1, var, mu^2, mu^2 var]. The dot
+    products of matching x and y rows are 2 cov_xy + C2, 2 mu_x mu_y + C1
+    and (mu_x^2 + mu_y^2 + C1) (var_x + var_y + C2).
     """
     c1 = (SSIM_K[0] * DATA_RANGE) ** 2
     c2 = (SSIM_K[1] * DATA_RANGE) ** 2
     band = images[:, channel : channel + 1, first_row : last_row + SSIM_WINDOW]
-    patches = F.unfold(band, SSIM_WINDOW).permute(2, 0, 1).contiguous()
-    mu = patches @ window
-    var = (patches * patches) @ window - mu * mu
+    count = band.shape[0]
+
+    # Window means of every position by convolution, as (positions, count).
+    kernel = window.reshape(1, 1, SSIM_WINDOW, SSIM_WINDOW)
+    mu = F.conv2d(band, kernel).reshape(count, -1).T
     ones = torch.ones_like(mu)
 
+    # Copy the patches from a sliding-window view straight into the
+    # augmented rows (one strided copy), centre them on their window means
+    # and take the variances from the centred values.
+    sliding = band[:, 0].unfold(1, SSIM_WINDOW, 1).unfold(2, SSIM_WINDOW, 1)
+    band_rows, band_cols = sliding.shape[1:3]
+    patch_rows = torch.empty(band_rows * band_cols, count, _WINDOW_AREA + 1, device=band.device)
+    body = patch_rows[..., :_WINDOW_AREA]
+    body.view(band_rows, band_cols, count, SSIM_WINDOW, SSIM_WINDOW).copy_(sliding.permute(1, 2, 0, 3, 4))
+    body.sub_(mu[..., None])
+    var = torch.empty_like(mu)
+    for first in range(0, body.shape[0], _VARIANCE_BLOCK):
+        block = body[first : first + _VARIANCE_BLOCK]
+        var[first : first + _VARIANCE_BLOCK] = (block * block) @ window
+
     if is_x:
-        patch_rows = torch.cat([2.0 * patches, (-2.0 * mu)[..., None], ones[..., None]], dim=-1)
+        body.mul_(2.0)
+        patch_rows[..., _WINDOW_AREA] = 1.0
         numer_rows = torch.stack([2.0 * mu, ones], dim=-1)
         a1 = mu * mu + c1
         a2 = var + c2
         denom_rows = torch.stack([a1 * a2, a1, a2, ones], dim=-1)
     else:
-        patch_rows = torch.cat([patches * window, mu[..., None], (ones * c2)[..., None]], dim=-1)
+        body.mul_(window)
+        patch_rows[..., _WINDOW_AREA] = c2
         numer_rows = torch.stack([mu, ones * c1], dim=-1)
         mu_sq = mu * mu
         denom_rows = torch.stack([ones, var, mu_sq, mu_sq * var], dim=-1)
@@ -222,7 +252,7 @@ def _ssim_l1_cost(
 
     # Size the row tiles first. Several window positions share one batched
     # tile when a single position's tile is small (few images). The rest of
-    # the budget holds the factors of a band of window rows.
+    # the budget goes to the factors of a band of window rows.
     chunk = min(n, chunk_size or _default_chunk(n, m, x.device, max_bytes))
     tile_budget = _CPU_TILE_BYTES if x.device.type == "cpu" else max_bytes // 2
     batch = int(max(1, min(window_cols, tile_budget // (4 * 4 * chunk * m))))
@@ -243,10 +273,16 @@ def _ssim_l1_cost(
     for channel in range(channels):
         for first_row in range(0, window_rows, band_rows):
             last_row = min(window_rows, first_row + band_rows) - 1
-            x_patch, x_numer, x_denom = _band_factors(x_win, channel, first_row, last_row, window, True)
-            y_patch, y_numer, y_denom = _band_factors(y_win, channel, first_row, last_row, window, False)
-            _accumulate_band(out, partial, (cross, numer, denom), (x_patch, x_numer, x_denom),
-                             (y_patch, y_numer, y_denom), chunk)
+            # Build the factors inside the call so that one band's factors
+            # are freed before the next band's are built.
+            _accumulate_band(
+                out,
+                partial,
+                (cross, numer, denom),
+                _band_factors(x_win, channel, first_row, last_row, window, is_x=True),
+                _band_factors(y_win, channel, first_row, last_row, window, is_x=False),
+                chunk,
+            )
 
     # cost = 0.5 * (1 - mean SSIM) + 0.5 * L1, where L1 is the mean absolute
     # difference over the unpadded pixels for either padding.

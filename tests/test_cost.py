@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from neurosql.cost import gaussian_window, pairwise_cost, pairwise_cost_reference
+from neurosql.cost import pairwise_cost, pairwise_cost_reference
 from neurosql.losses import SSIM_K
 
 TOLERANCE = 1e-5
@@ -15,13 +15,16 @@ def random_images(count: int, channels: int, size: int, seed: int) -> torch.Tens
     return torch.rand(count, channels, size, size, generator=generator)
 
 
-def conv_ssim_l1(x: torch.Tensor, y: torch.Tensor, pad: int) -> torch.Tensor:
+def conv_ssim_l1(x: torch.Tensor, y: torch.Tensor, pad: int, dtype=torch.float32) -> torch.Tensor:
     """Compute the SSIM+L1 cost of all pairs with 2-D convolutions, zero-padded by pad."""
     n, channels = x.shape[:2]
     m = y.shape[0]
-    xs = x.repeat_interleave(m, dim=0)
-    ys = y.repeat(n, 1, 1, 1)
-    kernel = gaussian_window().reshape(1, 1, 11, 11).repeat(channels, 1, 1, 1)
+    xs = x.to(dtype).repeat_interleave(m, dim=0)
+    ys = y.to(dtype).repeat(n, 1, 1, 1)
+    offsets = torch.arange(11, dtype=torch.float64) - 5
+    gauss = torch.exp(-(offsets**2) / (2 * 1.5**2))
+    gauss = gauss / gauss.sum()
+    kernel = torch.outer(gauss, gauss).to(dtype).reshape(1, 1, 11, 11).repeat(channels, 1, 1, 1)
 
     def blur(images):
         return F.conv2d(images, kernel, padding=pad, groups=channels)
@@ -36,7 +39,7 @@ def conv_ssim_l1(x: torch.Tensor, y: torch.Tensor, pad: int) -> torch.Tensor:
     )
     ssim = ssim_map.flatten(1).mean(1)
     l1 = (xs - ys).abs().flatten(1).mean(1)
-    return (0.5 * (1 - ssim) + 0.5 * l1).reshape(n, m)
+    return (0.5 * (1 - ssim) + 0.5 * l1).reshape(n, m).float()
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -52,7 +55,7 @@ def test_ssim_l1_small_tiles():
     x = random_images(7, 3, 28, seed=0)
     y = random_images(6, 3, 28, seed=1)
     expected = pairwise_cost_reference(x, y)
-    # max_bytes=1 forces one window position per group.
+    # max_bytes=1 forces one row of window positions per band.
     cost = pairwise_cost(x, y, chunk_size=2, max_bytes=1)
     assert (cost - expected).abs().max() <= TOLERANCE
 
@@ -65,6 +68,16 @@ def test_ssim_l1_structured_images():
     y = torch.stack([base.T * s for s in (0.3, 1.0)])[:, None]
     expected = pairwise_cost_reference(x, y)
     assert (pairwise_cost(x, y) - expected).abs().max() <= TOLERANCE
+
+
+def test_ssim_l1_flat_images_float64():
+    # Nearly flat bright images: E[xy] - mu_x mu_y cancels badly in float32,
+    # so compare with a float64 computation instead of pytorch-msssim.
+    generator = torch.Generator().manual_seed(16)
+    x = (0.9 + 0.01 * torch.randn(5, 3, 32, 32, generator=generator)).clamp(0, 1)
+    y = (0.9 + 0.01 * torch.randn(4, 3, 32, 32, generator=generator)).clamp(0, 1)
+    expected = conv_ssim_l1(x, y, pad=0, dtype=torch.float64)
+    assert (pairwise_cost(x, y) - expected).abs().max() <= 1e-6
 
 
 def test_ssim_l1_identical_images_zero():
