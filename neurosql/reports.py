@@ -157,8 +157,9 @@ def overview_table(frame: pd.DataFrame) -> pd.DataFrame:
 def solver_ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Lay out NeuroSQL runs that differ only in the assignment solver (Table 2 layout).
 
-    ``frame`` is metrics joined with model columns; ``Assignment s`` is the
-    mean wall time of one assignment step (cost matrix plus solve).
+    ``frame`` is metrics joined with model columns. Wall times of the
+    assignment step are left to the resources table, so that this table is
+    byte-identical across reruns.
     """
     frame = frame.sort_values(["backbone", "latent_dim", "seed", "solver"], kind="stable")
     table = pd.DataFrame(
@@ -171,7 +172,6 @@ def solver_ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
             "LPIPS": pd.to_numeric(frame["lpips"], errors="coerce"),
             "SSIM": frame["ssim"].astype(float),
             "KID": frame["kid"].astype(float),
-            "Assignment s": pd.to_numeric(frame["mean_assign_seconds"], errors="coerce"),
             "LPIPS available": frame["lpips_available"].astype(bool),
             "n (FID)": frame["n_fake"].astype(int),
         }
@@ -222,8 +222,15 @@ def sample_grid_figure(sample_paths: list[Path], out_path: Path, n_images: int =
 
     # Fixed metadata keeps reruns byte-identical (matplotlib stamps its version otherwise).
     with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format=out_path.suffix.lstrip("."), dpi=120, metadata={"Software": None})
+        fig.savefig(tmp, format=out_path.suffix.lstrip("."), dpi=120, metadata=_fixed_metadata(out_path.suffix))
     plt.close(fig)
+
+
+def _fixed_metadata(suffix: str) -> dict:
+    """Return savefig metadata without version or date stamps, for byte-identical reruns."""
+    if suffix == ".pdf":
+        return {"Creator": None, "Producer": None, "CreationDate": None}
+    return {"Software": None}
 
 
 def _tile(images: np.ndarray, side: int) -> np.ndarray:

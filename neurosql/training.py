@@ -69,10 +69,18 @@ def _make_schedulers(optimizers: dict, train: dict) -> dict[str, torch.optim.lr_
     }
 
 
+def _is_timing(column: str) -> bool:
+    return column.endswith("_seconds") or column == "assign_share"
+
+
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:
-    columns = sorted({key for row in history for key in row}, key=lambda k: (k != "epoch", k))
+    # Wall times stay in the log and the model file, so that a rerun on the
+    # same machine writes a byte-identical history.
+    columns = sorted(
+        {key for row in history for key in row if not _is_timing(key)}, key=lambda k: (k != "epoch", k)
+    )
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(history)
 

@@ -33,7 +33,7 @@ def test_neurosql_logs_assignment_time(tiny_params, tiny_data, tmp_path):
     _, payload = _train(tiny_params, tiny_data, tmp_path)
     rows = list(csv.DictReader(open(tmp_path / "history.csv")))
     k = tiny_params["neurosql"]["assign_every"]
-    assigned = [int(r["epoch"]) for r in rows if r.get("assign_seconds")]
+    assigned = [int(r["epoch"]) for r in rows if r.get("assign_cost")]
     assert assigned == [e for e in range(len(rows)) if e > 0 and e % k == 0]
     assert payload["resources"]["n_assign_calls"] == len(assigned)
 
