@@ -196,11 +196,15 @@ def train_cell(config: dict[str, Any], data_path: Path, model_path: Path, histor
     paradigm.load_state_dict(best["state"])
     epoch_times = [row["epoch_seconds"] for row in history]
     assign_times = [row["assign_seconds"] for row in history if "assign_seconds" in row]
+    solve_times = [row["solve_seconds"] for row in history if "solve_seconds" in row]
+    cost_times = [row["cost_seconds"] for row in history if "cost_seconds" in row]
     resources = {
         "peak_rss_mb": peak_rss_mb(),
         "peak_cuda_mb": peak_cuda_mb(device),
         "mean_epoch_seconds": float(np.mean(epoch_times)),
         "mean_assign_seconds": float(np.mean(assign_times)) if assign_times else None,
+        "mean_solve_seconds": float(np.mean(solve_times)) if solve_times else None,
+        "mean_cost_seconds": float(np.mean(cost_times)) if cost_times else None,
         "n_assign_calls": len(assign_times),
     }
     save_model(
