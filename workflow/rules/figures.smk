@@ -102,10 +102,10 @@ def class_grid_exemplars(wildcards):
 
 
 def report_targets():
-    """Every output of the report target, for the datasets and backbones of the grid."""
+    """Every output of the report target, for the grid's datasets that are present."""
     targets = list(all_tables_and_figures())
     paired = "paired_z" in config["sample"]["modes"]
-    for dataset, backbone in grid_pairs(config):
+    for dataset, backbone in available_pairs():
         prefix = f"{dataset}_{backbone}"
         targets += [
             f"results/resources/{prefix}.csv",
@@ -120,7 +120,7 @@ def report_targets():
                 targets.append(f"results/figures/{prefix}_latent.png")
         if dataset in REPORT["classifier"]["datasets"]:
             targets += [f"results/tables/{prefix}_classifier.csv", f"results/figures/{prefix}_classes.png"]
-    targets += [f"results/figures/{dataset}_backbones.png" for dataset in config["grid"]]
+    targets += [f"results/figures/{dataset}_backbones.png" for dataset in config["grid"] if dataset_available(dataset)]
     targets += ["results/reproduction/report.md", "results/reproduction/comparison.csv"]
     return targets
 
