@@ -27,7 +27,7 @@ def real_images(data_path: Path, mode: str, n: int, pair_index: np.ndarray | Non
         test = data["test_images"]
         if n > len(test):
             raise ValueError(
-                f"the FID proxy needs {n} real test images but {data_path} holds {len(test)}; "
+                f"the FID proxy needs {n} real test images but {data_path} contains {len(test)}; "
                 "lower evaluate.fid_samples or raise the dataset's n_test in params.yaml"
             )
         return to_float(test[:n])
@@ -66,7 +66,7 @@ def evaluate_samples(
         real_feats, _ = load_features(real_features_path)
         if len(real_feats) != len(real):
             raise ValueError(
-                f"{real_features_path} holds features of {len(real_feats)} images but {samples_path} "
+                f"{real_features_path} contains features of {len(real_feats)} images but {samples_path} "
                 f"has {len(real)}; rerun the real-features stage with the same evaluate.fid_samples"
             )
 

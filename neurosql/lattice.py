@@ -27,9 +27,9 @@ _EPS = 1e-6
 
 
 def _sobol(n: int, d: int, seed: int) -> np.ndarray:
-    # A prefix of a scrambled Sobol sequence keeps low discrepancy for any n;
-    # scipy warns about n not being a power of two, which is about balance
-    # properties that the lattice does not rely on.
+    # A prefix of a scrambled Sobol sequence keeps low discrepancy for any n.
+    # scipy warns when n is not a power of two because of balance properties
+    # that the lattice does not rely on.
     sampler = qmc.Sobol(d=d, scramble=True, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -52,7 +52,8 @@ def test_uniform_grid_full_grid_is_cell_centres():
 def test_uniform_grid_thinned_points_are_distinct_cells():
     q = make_lattice("uniform_grid", 10, 2, seed=0).numpy()
     assert len({tuple(row) for row in q}) == 10
-    assert (q > 0).all() and (q < 1).all()
+    assert (q > 0).all()
+    assert (q < 1).all()
 
 
 def test_unit_ball_radii_are_radius_quantiles():
@@ -69,7 +70,8 @@ def test_prior_draws_match_lattice_support():
     cube = sample_prior("uniform_grid", 2000, 2, rng)
     ball = sample_prior("unit_ball", 2000, 3, rng)
     normal = sample_prior("sobol_gaussian", 20000, 2, rng)
-    assert (cube >= 0).all() and (cube <= 1).all()
+    assert (cube >= 0).all()
+    assert (cube <= 1).all()
     assert (ball.norm(dim=1) <= 1.0 + 1e-6).all()
     assert abs(float(normal.mean())) < 0.03
     assert abs(float(normal.std()) - 1.0) < 0.03
