@@ -1,7 +1,7 @@
 """Settings: read params.yaml, validate it, and resolve the config of one grid cell.
 
 A cell is one (dataset, backbone, method, latent dimension, seed) training
-run. Its resolved config holds exactly the settings that the run depends on,
+run. Its resolved config contains exactly the settings that the run depends on,
 so Snakemake's params trigger and DVC's params dependencies rerun a cell only
 when one of its own settings changes (a NeuroSQL momentum change touches no
 VAE cell).

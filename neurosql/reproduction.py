@@ -81,7 +81,7 @@ def run_record(metrics_path: Path, model_path: Path, history_path: Path) -> dict
     resources = info.get("resources") or {}
 
     def per_call_ms(key: str) -> float:
-        # Per-call wall times live in the model file; history.csv holds no timings.
+        # Per-call wall times are stored in the model file, because history.csv contains no timings.
         value = resources.get(key)
         return float("nan") if value is None else 1000.0 * value
 

@@ -45,3 +45,32 @@ def tiny_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
     prepare_mnist(out / "no-raw", SAMPLE, out / "mnist.npz", out / "mnist.manifest.json", 96, 32, 64, seed=11)
     return out / "mnist.npz"
+
+
+def train_straight_and_resumed(config, data, root, monkeypatch, stop_after_epoch=1):
+    """Train a cell once straight, once interrupted after ``stop_after_epoch`` and rerun.
+
+    Returns the two model payloads (straight, resumed). The interruption is a
+    KeyboardInterrupt raised right after that epoch's resume state is on disk.
+    """
+    import neurosql.training as training
+    from neurosql.models import load_model
+
+    def run(out):
+        training.train_cell(config, data, out / "model.pt", out / "history.csv", out / "resume.pt")
+        return load_model(out / "model.pt")[1]
+
+    straight = run(root / "straight")
+    real_save = training.atomic_torch_save
+
+    def save_then_stop(obj, path):
+        real_save(obj, path)
+        if obj.get("format") == training.STATE_FORMAT and obj["epoch"] == stop_after_epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "atomic_torch_save", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run(root / "resumed")
+    assert not (root / "resumed" / "model.pt").exists()
+    monkeypatch.setattr(training, "atomic_torch_save", real_save)
+    return straight, run(root / "resumed")

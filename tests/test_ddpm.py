@@ -4,14 +4,13 @@ import pytest
 import torch
 import yaml
 
-import neurosql.training as training
 from neurosql.backbones import BACKBONES, SUPPORTED_RESOLUTIONS, backbone_parameters, count_parameters
 from neurosql.backbones.unet import UNet, match_width, unet_parameters
 from neurosql.config import cell_config
-from neurosql.models import build_paradigm, load_model
+from neurosql.models import build_paradigm
 from neurosql.paradigms.ddpm import DDPM, ddim_timesteps, linear_betas
 from neurosql.sampling import paired_codes, sampled_codes
-from tests.conftest import ROOT, _merge
+from tests.conftest import ROOT, _merge, train_straight_and_resumed
 
 
 def _ddpm(unet: torch.nn.Module, **overrides) -> DDPM:
@@ -149,23 +148,7 @@ def test_resume_matches_uninterrupted(tiny_params, tiny_data, tmp_path, monkeypa
     tiny_params["runtime"]["threads"] = 1
     cfg = cell_config(tiny_params, "mnist", "convnet", "ddpm", 0, 11)
 
-    def run(out):
-        training.train_cell(cfg, tiny_data, out / "model.pt", out / "history.csv", out / "resume.pt")
-        return load_model(out / "model.pt")[1]
-
-    reference = run(tmp_path / "straight")
-    real_save = training.atomic_torch_save
-
-    def save_then_stop(obj, path):
-        real_save(obj, path)
-        if obj.get("format") == training.STATE_FORMAT and obj["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "atomic_torch_save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "resumed")
-    monkeypatch.setattr(training, "atomic_torch_save", real_save)
-    resumed = run(tmp_path / "resumed")
+    reference, resumed = train_straight_and_resumed(cfg, tiny_data, tmp_path, monkeypatch)
 
     assert resumed["epochs_run"] == tiny_params["train"]["epochs"]
     for key, tensor in reference["state_dict"].items():

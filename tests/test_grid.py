@@ -16,7 +16,6 @@ import pytest
 import torch
 import yaml
 
-import neurosql.training as training
 from neurosql.assignment import METHODS as ASSIGNMENT_METHODS
 from neurosql.config import (
     SOLVERS,
@@ -31,9 +30,9 @@ from neurosql.config import (
 )
 from neurosql.lattice import make_lattice
 from neurosql.losses import l2_per_image
-from neurosql.models import build_paradigm, load_model
+from neurosql.models import build_paradigm
 from neurosql.reports import cell_table, overview_table, solver_ablation_table
-from tests.conftest import ROOT, _merge
+from tests.conftest import ROOT, _merge, train_straight_and_resumed
 
 BIN = Path(sys.executable).parent
 
@@ -252,23 +251,7 @@ def test_minibatch_resume_matches_uninterrupted(tiny_params, tiny_data, tmp_path
     tiny_params["runtime"]["threads"] = 1
     cfg = cell_config(tiny_params, "mnist", "transformer", "neurosql", 2, 11)
 
-    def run(out):
-        training.train_cell(cfg, tiny_data, out / "model.pt", out / "history.csv", out / "resume.pt")
-        return load_model(out / "model.pt")[1]
-
-    reference = run(tmp_path / "straight")
-    real_save = training.atomic_torch_save
-
-    def save_then_stop(obj, path):
-        real_save(obj, path)
-        if obj.get("format") == training.STATE_FORMAT and obj["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "atomic_torch_save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "resumed")
-    monkeypatch.setattr(training, "atomic_torch_save", real_save)
-    resumed = run(tmp_path / "resumed")
+    reference, resumed = train_straight_and_resumed(cfg, tiny_data, tmp_path, monkeypatch)
 
     for key, tensor in reference["state_dict"].items():
         assert torch.equal(tensor, resumed["state_dict"][key]), key

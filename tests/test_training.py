@@ -6,6 +6,7 @@ import torch
 import neurosql.training as training
 from neurosql.config import cell_config
 from neurosql.models import load_model
+from tests.conftest import train_straight_and_resumed
 
 
 def _train(tiny_params, tiny_data, out, method="neurosql", **kwargs):
@@ -39,23 +40,8 @@ def test_neurosql_logs_assignment_time(tiny_params, tiny_data, tmp_path):
 
 
 def test_resume_after_interrupt_matches_uninterrupted_run(tiny_params, tiny_data, tmp_path, monkeypatch):
-    _, reference = _train(tiny_params, tiny_data, tmp_path / "straight")
-
-    # Interrupt right after the resume state of epoch 1 is on disk.
-    real_save = training.atomic_torch_save
-
-    def save_then_stop(obj, path):
-        real_save(obj, path)
-        if obj.get("format") == training.STATE_FORMAT and obj["epoch"] == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training, "atomic_torch_save", save_then_stop)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tiny_params, tiny_data, tmp_path / "resumed")
-    assert not (tmp_path / "resumed" / "model.pt").exists()
-    monkeypatch.setattr(training, "atomic_torch_save", real_save)
-
-    _, resumed = _train(tiny_params, tiny_data, tmp_path / "resumed")
+    cfg = cell_config(tiny_params, "mnist", "convnet", "neurosql", 2, 11)
+    reference, resumed = train_straight_and_resumed(cfg, tiny_data, tmp_path, monkeypatch)
 
     assert resumed["best_epoch"] == reference["best_epoch"]
     for key, tensor in reference["state_dict"].items():

@@ -246,7 +246,7 @@ def draw_splits(
     for split in SPLITS:
         requested = _request(settings, split)
         if not chosen[split]:
-            raise DatasetError(f"the {split} split is empty: its pool holds {pool_sizes[split]} usable files; add images or change the split settings")
+            raise DatasetError(f"the {split} split is empty: its pool contains {pool_sizes[split]} usable files; add images or change the split settings")
         if requested is not None and len(chosen[split]) < requested:
             log.warning("%s split has %d images, fewer than the %d requested (pool of %d)", split, len(chosen[split]), requested, pool_sizes[split])
     return {split: sorted(chosen[split]) for split in SPLITS}, state, pool_sizes
