@@ -85,6 +85,10 @@ def validate_params(params: Any, source: str = "params") -> None:
             if not isinstance(latent, int) or latent < 1:
                 raise ConfigError(f"{source}: grid.{dataset}.latent_dims must hold positive integers, got {latent!r}")
 
+    for backbone in build_backbones(params):
+        if backbone not in params["backbones"]:
+            raise ConfigError(f"{source}: build.backbones names {backbone!r}, which has no backbones.{backbone} section")
+
     train = params["train"]
     for key in ("epochs", "batch_size", "lr", "weight_decay", "grad_clip", "patience"):
         _require(train, key, "train")
@@ -155,6 +159,17 @@ def iter_cells(params: dict, dataset: str, backbone: str | None = None) -> Itera
 def grid_pairs(params: dict) -> list[tuple[str, str]]:
     """Return every (dataset, backbone) pair of the grid, one result table each."""
     return [(dataset, bb) for dataset, grid in params["grid"].items() for bb in grid["backbones"]]
+
+
+def build_backbones(params: dict) -> list[str]:
+    """Backbones whose tables a bare `snakemake`, the report target and `dvc repro` build."""
+    return list((params.get("build") or {}).get("backbones") or [])
+
+
+def build_pairs(params: dict) -> list[tuple[str, str]]:
+    """Grid pairs of the backbones in ``build``; any other grid pair builds when named as a target."""
+    chosen = build_backbones(params)
+    return [(dataset, bb) for dataset, bb in grid_pairs(params) if bb in chosen]
 
 
 def solver_ablation_datasets(params: dict) -> list[str]:

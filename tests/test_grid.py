@@ -20,6 +20,7 @@ from neurosql.assignment import METHODS as ASSIGNMENT_METHODS
 from neurosql.config import (
     SOLVERS,
     ConfigError,
+    build_pairs,
     cell_config,
     dataset_config,
     grid_pairs,
@@ -83,10 +84,20 @@ def test_paper_grid_covers_every_backbone(base_params):
         assert max(grid["latent_dims"]) == 128, dataset
 
 
-def test_default_grid_is_mnist_convnet(base_params):
-    assert [pair for pair in grid_pairs(base_params) if pair[0] == "mnist"] == [("mnist", "convnet")]
-    methods = {(c["method"], c["latent_dim"]) for c in iter_cells(base_params, "mnist")}
+def test_default_grid_has_every_backbone_and_builds_convnet(base_params):
+    assert [pair for pair in grid_pairs(base_params) if pair[0] == "mnist"] == [
+        ("mnist", "convnet"), ("mnist", "resnet"), ("mnist", "transformer"),
+    ]
+    assert [pair for pair in build_pairs(base_params) if pair[0] == "mnist"] == [("mnist", "convnet")]
+    methods = {(c["method"], c["latent_dim"]) for c in iter_cells(base_params, "mnist", "convnet")}
     assert methods == {(m, d) for m in ("neurosql", "vae", "gan") for d in (2, 3)}
+
+
+def test_build_backbone_without_section_rejected(base_params):
+    params = copy.deepcopy(base_params)
+    params["build"] = {"backbones": ["convnet", "vit"]}
+    with pytest.raises(ConfigError, match=r"build.backbones names 'vit'"):
+        validate_params(params)
 
 
 def test_dataset_train_overrides_merge(base_params):
@@ -192,9 +203,22 @@ def test_dry_run_lists_ablation_cells(checkout, base_params):
     assert sorted(_planned(out, "train")) == sorted(_cell_label(c) for c in iter_solver_ablation_cells(params, "mnist"))
 
 
+def _default_pairs() -> list[tuple[str, str]]:
+    return grid_pairs(yaml.safe_load((ROOT / "params.yaml").read_text()))
+
+
+@pytest.mark.parametrize("dataset,backbone", _default_pairs())
+def test_default_dry_run_lists_table_cells(checkout, base_params, dataset, backbone):
+    # The literal command of the grid's acceptance, with params.yaml as it ships.
+    out = _snakemake(checkout, "-n", f"results/tables/{dataset}_{backbone}.csv")
+    planned = _planned(out, "train")
+    assert sorted(planned) == sorted(_cell_label(c) for c in iter_cells(base_params, dataset, backbone))
+    assert len(planned) == len(set(planned))
+
+
 def test_dry_run_pair_outside_grid_fails(checkout):
     result = subprocess.run(
-        [str(BIN / "snakemake"), "-n", "--cores", "1", "results/tables/mnist_resnet.csv"],
+        [str(BIN / "snakemake"), "-n", "--cores", "1", "results/tables/fashionmnist_convnet.csv"],
         cwd=checkout, env=_env(), capture_output=True, text=True,
     )
     assert result.returncode != 0

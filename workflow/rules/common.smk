@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from neurosql.config import (
+    build_pairs,
     cell_config,
     cell_name,
     dataset_config,
@@ -87,8 +88,8 @@ def dataset_available(dataset):
 
 
 def available_pairs():
-    """Grid pairs whose dataset is present; `snakemake` with no target builds only these."""
-    return [(dataset, backbone) for dataset, backbone in grid_pairs(config) if dataset_available(dataset)]
+    """Pairs of build.backbones whose dataset is present: what `snakemake` with no target builds."""
+    return [(dataset, backbone) for dataset, backbone in build_pairs(config) if dataset_available(dataset)]
 
 
 def available_cells():

@@ -1,7 +1,7 @@
 # Reviewer-facing outputs: figures, the downstream classifier, latent-space
 # numbers, resources (Table 3), paired-z tables and the reproduction report.
 # `snakemake --cores 1 report` builds all of them (and every table of
-# report.smk) for the datasets of the grid.
+# report.smk) for the backbones in build.backbones and the datasets present.
 
 from pathlib import Path
 
@@ -59,8 +59,9 @@ def backbone_grid_samples(wildcards):
     seed = grid["seeds"][0]
     chosen = [
         c
-        for backbone in grid["backbones"]
-        for c in cells(wildcards.dataset, backbone)
+        for dataset, backbone in available_pairs()
+        if dataset == wildcards.dataset
+        for c in cells(dataset, backbone)
         if c["seed"] == seed and c["latent_dim"] in (latent, 0)
     ]
     return [f"results/samples/{cell_dir(c)}/sampled_z.npz" for c in chosen]
@@ -120,7 +121,7 @@ def report_targets():
                 targets.append(f"results/figures/{prefix}_latent.png")
         if dataset in REPORT["classifier"]["datasets"]:
             targets += [f"results/tables/{prefix}_classifier.csv", f"results/figures/{prefix}_classes.png"]
-    targets += [f"results/figures/{dataset}_backbones.png" for dataset in config["grid"] if dataset_available(dataset)]
+    targets += [f"results/figures/{dataset}_backbones.png" for dataset in dict.fromkeys(d for d, _ in available_pairs())]
     targets += ["results/reproduction/report.md", "results/reproduction/comparison.csv"]
     return targets
 
