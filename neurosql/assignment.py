@@ -4,30 +4,29 @@ Every solver takes a square cost matrix C (n, n) and returns ``perm`` with
 perm[i] = the column (lattice code) assigned to row i (data image), a
 permutation of 0..n-1.
 
-Methods:
-    "exact": the Jonker-Volgenant solver of the ``lap`` package (lapjv),
-        which returns an optimal assignment. In ``benchmarks/bench_lsap.py``
-        it was 2.9-3.9x faster than ``scipy.optimize.linear_sum_assignment``
-        on point costs at n = 2000 and 8000, 1.4x faster on digit-against-
-        blurred-digit SSIM costs and 1.1x slower on digit-against-digit
-        SSIM costs (docs/benchmarks.md).
-    "scipy": ``scipy.optimize.linear_sum_assignment``, also optimal. The
-        tests use it as the reference solver.
+Methods (timings on NeuroSQL's own cost matrices are in docs/benchmarks.md):
+    "exact": the fastest optimal solver for the size, chosen by
+        ``benchmarks/bench_lsap.py`` on cost matrices saved from NeuroSQL
+        training runs: "scipy" below n = 2000 and "certified" from there.
+    "scipy": ``scipy.optimize.linear_sum_assignment``, optimal. The tests
+        use it as the reference solver.
+    "lapjv": the Jonker-Volgenant solver of the ``lap`` package, optimal.
+        Fast on well-separated costs (3-4x scipy on point distances) but
+        several times slower than scipy on NeuroSQL costs, whose rows hold
+        many near ties.
+    "certified": exact solves on a sparse candidate graph, grown until
+        dual feasibility on the full matrix proves the matching optimal
+        (``neurosql.sparse_lsap``).
+    "pruned": the same loop stopped as soon as the matching is proven
+        within ``rel_gap`` (0.1 % by default) of the optimal cost.
     "greedy": Algorithm 3 of the NeuroSQL paper (appendix G): rows in order
         0..n-1, each takes its cheapest column not yet taken, ties going to
         the lowest column index. O(n^2), not optimal.
-    "pruned": an exact sparse solve (scipy's
-        ``min_weight_full_bipartite_matching``) restricted to the k cheapest
-        columns of every row plus the greedy assignment's edges. The greedy
-        edges guarantee that a full permutation exists, so the result always
-        costs at most the greedy one, but it is optimal only when the optimal
-        assignment uses the kept edges. It is not certified.
     "sinkhorn": entropic optimal transport by log-domain Sinkhorn
         iterations on the cost scaled to [0, 1], with the regularisation
         halved from 1 down to 1e-3. The plan is rounded to a permutation by
         the greedy rule on the reduced costs C[i, j] - g[j], where g is the
-        column potential. Not optimal. On CPU it is slower than "exact" at n = 2000 (see
-        docs/benchmarks.md).
+        column potential. Not optimal.
 """
 
 import logging
@@ -35,14 +34,15 @@ import logging
 import lap
 import numpy as np
 import scipy.optimize
-import scipy.sparse
-import scipy.sparse.csgraph
 import torch
+
+from neurosql.sparse_lsap import DEFAULT_K, solve_certified
 
 log = logging.getLogger(__name__)
 
-METHODS = ("exact", "scipy", "greedy", "pruned", "sinkhorn")
-DEFAULT_PRUNED_K = 32
+METHODS = ("exact", "scipy", "lapjv", "certified", "greedy", "pruned", "sinkhorn")
+CERTIFIED_MIN_N = 2000  # "exact" switches from scipy to certified here (bench_lsap.py)
+DEFAULT_PRUNED_GAP = 1e-3
 SINKHORN_FINAL_EPSILON = 1e-3
 SINKHORN_ITERATIONS_PER_EPSILON = 10
 
@@ -70,15 +70,16 @@ def _as_cost_array(cost: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def solve_assignment(
-    cost: np.ndarray | torch.Tensor, method: str = "exact", k: int = DEFAULT_PRUNED_K
+    cost: np.ndarray | torch.Tensor, method: str = "exact", k: int = DEFAULT_K, rel_gap: float = DEFAULT_PRUNED_GAP
 ) -> np.ndarray:
     """Solve the assignment problem on a square cost matrix.
 
     Args:
         cost: (n, n) finite costs, a numpy array or a torch tensor on any device.
-        method: one of "exact", "scipy", "greedy", "pruned", "sinkhorn" (see
-            the module docstring).
-        k: columns kept per row by "pruned"; ignored by the other methods.
+        method: one of METHODS (see the module docstring).
+        k: cheapest columns per row (and rows per column) in the first
+            candidate graph of "certified" and "pruned".
+        rel_gap: proven relative gap at which "pruned" stops.
 
     Returns:
         int64 array perm of shape (n,), perm[i] = column assigned to row i.
@@ -92,14 +93,21 @@ def solve_assignment(
     if cost.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
 
+    if k < 1:
+        raise ValueError(f"k must be a positive number of candidate columns per row, got {k}")
     if method == "exact":
-        _, perm, _ = lap.lapjv(cost, extend_cost=False)
-    elif method == "scipy":
+        method = "certified" if cost.shape[0] >= CERTIFIED_MIN_N else "scipy"
+
+    if method == "scipy":
         _, perm = scipy.optimize.linear_sum_assignment(cost)
+    elif method == "lapjv":
+        _, perm, _ = lap.lapjv(cost, extend_cost=False)
+    elif method == "certified":
+        perm = solve_certified(cost, k, _greedy(cost)).perm
+    elif method == "pruned":
+        perm = solve_certified(cost, k, _greedy(cost), rel_gap=rel_gap).perm
     elif method == "greedy":
         perm = _greedy(cost)
-    elif method == "pruned":
-        perm = _pruned(cost, k)
     else:
         perm = _sinkhorn(cost)
     return np.asarray(perm, dtype=np.int64)
@@ -117,32 +125,6 @@ def _greedy(cost: np.ndarray) -> np.ndarray:
         j = int(np.argmin(cost[i] + penalty))
         perm[i] = j
         penalty[j] = np.inf
-    return perm
-
-
-def _pruned(cost: np.ndarray, k: int) -> np.ndarray:
-    """Solve exactly on the k cheapest columns per row plus the greedy edges."""
-    n = cost.shape[0]
-    if k < 1:
-        raise ValueError(f"k must be a positive number of columns per row, got {k}")
-    k = min(k, n)
-    if k == n:
-        return scipy.optimize.linear_sum_assignment(cost)[1]
-
-    nearest = np.argpartition(cost, k - 1, axis=1)[:, :k]
-    greedy = _greedy(cost)
-    rows = np.concatenate([np.repeat(np.arange(n), k), np.arange(n)])
-    cols = np.concatenate([nearest.ravel(), greedy])
-
-    # Explicit zeros would read as missing edges, so shift every cost to be
-    # positive. A constant shift does not change the optimal permutation.
-    shifted = cost - cost.min() + 1.0
-    graph = scipy.sparse.csr_matrix((shifted[rows, cols], (rows, cols)), shape=(n, n))
-    # csr_matrix sums duplicate (row, col) entries, so restore their cost.
-    graph.sum_duplicates()
-    graph.data = shifted[np.repeat(np.arange(n), np.diff(graph.indptr)), graph.indices]
-
-    _, perm = scipy.sparse.csgraph.min_weight_full_bipartite_matching(graph)
     return perm
 
 

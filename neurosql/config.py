@@ -29,7 +29,7 @@ import yaml
 METHODS = ("neurosql", "vae", "gan", "ddpm")
 LATENT_METHODS = ("neurosql", "vae", "gan")
 # The assignment solvers of neurosql.assignment.METHODS (a test keeps the two equal).
-SOLVERS = ("exact", "scipy", "greedy", "pruned", "sinkhorn")
+SOLVERS = ("exact", "scipy", "lapjv", "certified", "greedy", "pruned", "sinkhorn")
 DDPM_LATENT = 0
 REQUIRED_SECTIONS = (
     "runtime", "datasets", "grid", "backbones", "train", "neurosql", "vae", "gan", "ddpm", "sample", "evaluate",

@@ -7,7 +7,9 @@ import pytest
 import scipy.optimize
 import torch
 
+from neurosql import assignment
 from neurosql.assignment import METHODS, assignment_cost, solve_assignment
+from neurosql.sparse_lsap import solve_certified
 
 
 def brute_force_cost(cost: np.ndarray) -> float:
@@ -47,23 +49,65 @@ def small_costs() -> list[np.ndarray]:
     return cases
 
 
-@pytest.mark.parametrize("method", ["exact", "scipy"])
+EXACT_METHODS = ["exact", "scipy", "lapjv", "certified"]
+
+
+@pytest.mark.parametrize("method", EXACT_METHODS)
 def test_exact_matches_brute_force(method):
+    # The certified solver is optimal for costs rounded to about 1e-11 of their range.
     for cost in small_costs():
         perm = solve_assignment(cost, method)
         assert is_permutation(perm, cost.shape[0])
-        assert assignment_cost(cost, perm) == pytest.approx(brute_force_cost(cost), abs=1e-12)
+        assert assignment_cost(cost, perm) == pytest.approx(brute_force_cost(cost), abs=1e-9)
 
 
-def test_exact_equals_scipy_n200():
+def point_costs(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    points_a = rng.standard_normal((n, 16))
+    points_b = rng.standard_normal((n, 16))
+    return ((points_a[:, None, :] - points_b[None, :, :]) ** 2).sum(-1)
+
+
+def n200_costs() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(1)
-    points_a = rng.standard_normal((200, 16))
-    points_b = rng.standard_normal((200, 16))
-    cost = ((points_a[:, None, :] - points_b[None, :, :]) ** 2).sum(-1)
+    popularity = rng.random(200)
+    return {
+        "points": point_costs(200, 1),
+        "uniform": rng.random((200, 200)),
+        "tied": rng.integers(0, 4, size=(200, 200)).astype(float),
+        # Every row prefers the same few columns, so the first candidate
+        # graph misses most optimal edges and certification must add them.
+        "popular": popularity[None, :] + 0.01 * rng.random((200, 200)) - 5.0,
+    }
+
+
+@pytest.mark.parametrize("method", EXACT_METHODS)
+@pytest.mark.parametrize("case", ["points", "uniform", "tied", "popular"])
+def test_exact_equals_scipy_n200(method, case):
+    cost = n200_costs()[case]
     _, scipy_perm = scipy.optimize.linear_sum_assignment(cost)
-    perm = solve_assignment(cost, "exact")
+    perm = solve_assignment(cost, method)
     assert is_permutation(perm, 200)
-    assert assignment_cost(cost, perm) == pytest.approx(assignment_cost(cost, scipy_perm), rel=1e-12)
+    assert assignment_cost(cost, perm) == pytest.approx(assignment_cost(cost, scipy_perm), rel=1e-10, abs=1e-10)
+
+
+def test_certified_repairs_missing_candidates():
+    cost = n200_costs()["popular"]
+    result = solve_certified(cost, k=2)
+    optimum = assignment_cost(cost, scipy.optimize.linear_sum_assignment(cost)[1])
+    assert result.rounds > 1
+    assert result.gap == 0.0
+    assert assignment_cost(cost, result.perm) == pytest.approx(optimum, abs=1e-10)
+
+
+def test_exact_at_n2000_uses_certified_and_is_optimal(monkeypatch):
+    cost = point_costs(2000, 7)
+    calls = []
+    monkeypatch.setattr(assignment, "solve_certified", lambda *a, **kw: calls.append(1) or solve_certified(*a, **kw))
+    perm = solve_assignment(cost, "exact")
+    optimum = assignment_cost(cost, scipy.optimize.linear_sum_assignment(cost)[1])
+    assert calls == [1]
+    assert assignment_cost(cost, perm) == pytest.approx(optimum, rel=1e-10)
 
 
 def test_greedy_matches_literal():
@@ -87,14 +131,21 @@ def test_solver_returns_permutation(method):
         assert is_permutation(perm, n)
 
 
-def test_pruned_between_exact_and_greedy():
-    rng = np.random.default_rng(4)
-    cost = rng.random((150, 150))
-    optimum = assignment_cost(cost, solve_assignment(cost, "exact"))
-    pruned = assignment_cost(cost, solve_assignment(cost, "pruned", k=5))
-    greedy = assignment_cost(cost, solve_assignment(cost, "greedy"))
-    assert optimum <= pruned + 1e-12
-    assert pruned <= greedy + 1e-12
+@pytest.mark.parametrize("case", ["points", "uniform", "popular"])
+def test_pruned_within_gap(case):
+    cost = n200_costs()[case]
+    optimum = assignment_cost(cost, scipy.optimize.linear_sum_assignment(cost)[1])
+    pruned = assignment_cost(cost, solve_assignment(cost, "pruned", k=2, rel_gap=1e-3))
+    assert pruned >= optimum - 1e-12
+    assert pruned - optimum <= 1e-3 * abs(optimum) + 1e-12
+
+
+def test_pruned_gap_bound_holds():
+    cost = n200_costs()["popular"]
+    result = solve_certified(cost, k=1, rel_gap=0.05)
+    optimum = assignment_cost(cost, scipy.optimize.linear_sum_assignment(cost)[1])
+    excess = (assignment_cost(cost, result.perm) - optimum) * 200
+    assert excess <= result.gap + 1e-9
 
 
 def test_pruned_full_k_is_optimal():
@@ -102,6 +153,11 @@ def test_pruned_full_k_is_optimal():
     cost = rng.random((30, 30))
     optimum = assignment_cost(cost, solve_assignment(cost, "scipy"))
     assert assignment_cost(cost, solve_assignment(cost, "pruned", k=30)) == pytest.approx(optimum)
+
+
+def test_certified_rejects_negative_gap():
+    with pytest.raises(ValueError, match="rel_gap"):
+        solve_certified(np.eye(3), rel_gap=-0.1)
 
 
 def test_torch_input_accepted():
