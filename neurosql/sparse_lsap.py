@@ -40,6 +40,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from ortools.graph.python import linear_sum_assignment as ortools_lsa
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,10 @@ def solve_certified(
         raise ValueError(f"rel_gap must be at least 0, got {rel_gap}")
     k = max(1, min(k, n))
 
+    # The dense passes run in torch: multi-threaded, and in place where numpy would copy.
     low, scale = integer_scale(cost)
-    quantised = np.rint((cost - low) * scale)
+    quantised_t = torch.from_numpy(cost).sub(low).mul_(scale).round_()
+    quantised = quantised_t.numpy()
     seed_perm = np.arange(n) if seed_perm is None else np.asarray(seed_perm)
     keys = _initial_candidates(cost, k, seed_perm)
 
@@ -99,7 +102,7 @@ def solve_certified(
         u = quantised[np.arange(n), x] - p
         v = p[y]
 
-        new, gap = _violations(quantised, u, v)
+        new, gap = _violations(quantised_t, u, v)
         gap /= scale
         matched = float(cost[np.arange(n), x].sum())
         log.debug("certified LSAP round %d: %d candidate edges, %d violating edges, gap %.3g", round_, len(keys), len(new), gap)
@@ -117,8 +120,9 @@ def _initial_candidates(cost: np.ndarray, k: int, seed_perm: np.ndarray) -> np.n
     """Return sorted flat keys row * n + col of the first candidate graph."""
     n = cost.shape[0]
     index = np.arange(n)
-    by_row = np.argpartition(cost, k - 1, axis=1)[:, :k]
-    by_col = np.argpartition(cost.T, k - 1, axis=1)[:, :k]
+    dense = torch.from_numpy(cost)
+    by_row = dense.topk(k, dim=1, largest=False, sorted=False).indices.numpy()
+    by_col = dense.topk(k, dim=0, largest=False, sorted=False).indices.numpy().T
     return np.unique(np.concatenate([
         (index[:, None] * n + by_row).ravel(),
         (by_col * n + index[:, None]).ravel(),
@@ -170,7 +174,7 @@ def _potentials(
     raise RuntimeError("negative cycle in the candidate graph: the sparse assignment was not optimal")
 
 
-def _violations(quantised: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, float]:
+def _violations(quantised: torch.Tensor, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, float]:
     """Return keys of each violating row's and column's most negative edge, and the duality gap.
 
     With tight duals on the matching, the dual objective at v falls short of
@@ -178,27 +182,26 @@ def _violations(quantised: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np
     """
     n = quantised.shape[0]
     block = max(1, CHECK_BLOCK_BYTES // (8 * n))
-    col_min = np.full(n, np.inf)
-    col_arg = np.zeros(n, dtype=np.int64)
+    u_t, v_t = torch.from_numpy(u), torch.from_numpy(v)
+    col_min = torch.full((n,), float("inf"), dtype=torch.float64)
+    col_arg = torch.zeros(n, dtype=torch.long)
     found = []
     gap = 0.0
 
     # Integer costs and integer potentials: a violation is at least one unit.
     for start in range(0, n, block):
-        reduced = quantised[start:start + block] - u[start:start + block, None]
-        reduced -= v[None, :]
-        arg = reduced.argmin(axis=1)
-        low = reduced[np.arange(len(arg)), arg]
-        gap -= float(np.minimum(low, 0.0).sum())
-        bad = np.flatnonzero(low < -0.5)
-        found.append((start + bad) * n + arg[bad])
+        reduced = quantised[start:start + block] - u_t[start:start + block, None]
+        reduced -= v_t[None, :]
+        low, arg = reduced.min(dim=1)
+        gap -= float(low.clamp(max=0.0).sum())
+        bad = torch.nonzero(low < -0.5).flatten()
+        found.append(((start + bad) * n + arg[bad]).numpy())
 
-        block_arg = reduced.argmin(axis=0)
-        block_min = reduced[block_arg, np.arange(n)]
+        block_min, block_arg = reduced.min(dim=0)
         improved = block_min < col_min
         col_min[improved] = block_min[improved]
         col_arg[improved] = start + block_arg[improved]
 
-    bad_cols = np.flatnonzero(col_min < -0.5)
-    found.append(col_arg[bad_cols] * n + bad_cols)
+    bad_cols = torch.nonzero(col_min < -0.5).flatten()
+    found.append((col_arg[bad_cols] * n + bad_cols).numpy())
     return np.unique(np.concatenate(found)), gap
