@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
 import neurosql.paradigms.neurosql as neurosql_paradigm

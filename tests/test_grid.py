@@ -2,13 +2,9 @@
 
 import copy
 import itertools
-import os
 import re
-import shutil
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,8 +30,8 @@ from neurosql.losses import l2_per_image
 from neurosql.models import build_paradigm
 from neurosql.reports import cell_table, overview_table, solver_ablation_table
 from tests.conftest import ROOT, _merge, train_straight_and_resumed
+from tests.workflow import BIN, copy_checkout, snakemake, tool_env
 
-BIN = Path(sys.executable).parent
 
 
 def _overlay(base_params: dict, name: str) -> dict:
@@ -149,31 +145,6 @@ def test_ablation_unknown_solver_rejected(base_params):
 # --- Snakemake listings ----------------------------------------------------------
 
 
-def _copy_checkout(dest: Path) -> Path:
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
-    ).stdout
-    for name in listed.decode().split("\0"):
-        if name and (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    return dest
-
-
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(ROOT)
-    return env
-
-
-def _snakemake(work: Path, *args: str) -> str:
-    command = [str(BIN / "snakemake"), "--cores", "1", *args]
-    result = subprocess.run(command, cwd=work, env=_env(), capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
-
-
 def _planned(output: str, rule: str) -> list[str]:
     """Return the wildcards of each job of ``rule`` in a `snakemake -n` listing."""
     found = []
@@ -185,13 +156,13 @@ def _planned(output: str, rule: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def checkout(tmp_path_factory):
-    return _copy_checkout(tmp_path_factory.mktemp("repo"))
+    return copy_checkout(tmp_path_factory.mktemp("repo"))
 
 
 @pytest.mark.parametrize("backbone", ["convnet", "resnet", "transformer"])
 def test_dry_run_lists_table_cells(checkout, base_params, backbone):
     params = _overlay(base_params, "tiny-grid.yaml")
-    out = _snakemake(checkout, "-n", f"results/tables/mnist_{backbone}.csv", "--configfile", "configs/tiny-grid.yaml")
+    out = snakemake(checkout, "-n", f"results/tables/mnist_{backbone}.csv", "--configfile", "configs/tiny-grid.yaml")
     planned = _planned(out, "train")
     assert sorted(planned) == sorted(_cell_label(c) for c in iter_cells(params, "mnist", backbone))
     assert len(planned) == len(set(planned))
@@ -199,7 +170,7 @@ def test_dry_run_lists_table_cells(checkout, base_params, backbone):
 
 def test_dry_run_lists_ablation_cells(checkout, base_params):
     params = _overlay(base_params, "tiny-grid.yaml")
-    out = _snakemake(checkout, "-n", "results/tables/ablations/solver_mnist.csv", "--configfile", "configs/tiny-grid.yaml")
+    out = snakemake(checkout, "-n", "results/tables/ablations/solver_mnist.csv", "--configfile", "configs/tiny-grid.yaml")
     assert sorted(_planned(out, "train")) == sorted(_cell_label(c) for c in iter_solver_ablation_cells(params, "mnist"))
 
 
@@ -210,7 +181,7 @@ def _default_pairs() -> list[tuple[str, str]]:
 @pytest.mark.parametrize("dataset,backbone", _default_pairs())
 def test_default_dry_run_lists_table_cells(checkout, base_params, dataset, backbone):
     # The literal command of the grid's acceptance, with params.yaml as it ships.
-    out = _snakemake(checkout, "-n", f"results/tables/{dataset}_{backbone}.csv")
+    out = snakemake(checkout, "-n", f"results/tables/{dataset}_{backbone}.csv")
     planned = _planned(out, "train")
     assert sorted(planned) == sorted(_cell_label(c) for c in iter_cells(base_params, dataset, backbone))
     assert len(planned) == len(set(planned))
@@ -219,7 +190,7 @@ def test_default_dry_run_lists_table_cells(checkout, base_params, dataset, backb
 def test_dry_run_pair_outside_grid_fails(checkout):
     result = subprocess.run(
         [str(BIN / "snakemake"), "-n", "--cores", "1", "results/tables/fashionmnist_convnet.csv"],
-        cwd=checkout, env=_env(), capture_output=True, text=True,
+        cwd=checkout, env=tool_env(), capture_output=True, text=True,
     )
     assert result.returncode != 0
     assert "not in the grid" in result.stdout + result.stderr
@@ -332,9 +303,9 @@ def test_solver_ablation_rows():
 @pytest.mark.slow
 def test_tiny_grid_end_to_end(tmp_path, base_params):
     params = _overlay(base_params, "tiny-grid.yaml")
-    work = _copy_checkout(tmp_path / "repo")
+    work = copy_checkout(tmp_path / "repo")
     start = time.perf_counter()
-    _snakemake(work, "--cores", "2", "--configfile", "configs/tiny-grid.yaml")
+    snakemake(work, "--cores", "2", "--configfile", "configs/tiny-grid.yaml")
     elapsed = time.perf_counter() - start
 
     # Only MNIST has data in a fresh checkout; the real datasets' grid entries are skipped.

@@ -2,11 +2,7 @@
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,34 +12,12 @@ import pytest
 import yaml
 
 from neurosql.data.prepare import load_prepared, to_float
-from tests.conftest import ROOT
 from tests.fixtures import write_afhq, write_celeba, write_mnist, write_oasis, write_oasis_mri
+from tests.workflow import copy_checkout, snakemake
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 SUBJECT = re.compile(r"OAS1_\d{4}")
-
-
-def _copy_checkout(dest: Path) -> Path:
-    """Copy the tracked and the untracked, not ignored files of this checkout into dest."""
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
-    ).stdout
-    for name in listing.decode().split("\0"):
-        if name and (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    return dest
-
-
-def _snakemake(work: Path, *args: str) -> str:
-    """Run snakemake in work with the package of this checkout; put --configfile last, since it takes every later word."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    command = [str(BIN / "snakemake"), "--cores", "1", *args]
-    result = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
 
 
 def _subjects(paths: list[str]) -> set[str]:
@@ -54,7 +28,7 @@ def _subjects(paths: list[str]) -> set[str]:
 def prepared(tmp_path_factory):
     """Run the prepare target of all four kinds on fixture trees; return the work folder."""
     root = tmp_path_factory.mktemp("prepare")
-    work = _copy_checkout(root / "repo")
+    work = copy_checkout(root / "repo")
     raw = root / "raw"
     write_mnist(raw / "mnist", n_train=200, n_test=80)
     write_celeba(raw / "celeba", n_train=24, n_val=8, n_test=8)
@@ -70,7 +44,7 @@ def prepared(tmp_path_factory):
     }
     (root / "overlay.yaml").write_text(yaml.safe_dump(overlay))
     targets = [f"data/processed/{name}.npz" for name in overlay["datasets"]]
-    _snakemake(work, *targets, "--configfile", str(root / "overlay.yaml"))
+    snakemake(work, *targets, "--configfile", str(root / "overlay.yaml"))
     return work, root
 
 
@@ -121,18 +95,18 @@ def test_prepare_target_oasis_subjects(prepared):
 def test_prepare_target_same_seed_same_hash(prepared):
     work, root = prepared
     first = (work / "data/processed/oasis.manifest.json").read_bytes()
-    _snakemake(work, "data/processed/oasis.npz", "--forcerun", "prepare", "--configfile", str(root / "overlay.yaml"))
+    snakemake(work, "data/processed/oasis.npz", "--forcerun", "prepare", "--configfile", str(root / "overlay.yaml"))
     assert (work / "data/processed/oasis.manifest.json").read_bytes() == first
 
 
 def test_tiny_oasis_pipeline_on_mri(tmp_path):
-    work = _copy_checkout(tmp_path / "repo")
+    work = copy_checkout(tmp_path / "repo")
     write_oasis_mri(tmp_path / "raw" / "oasis")
     (tmp_path / "overlay.yaml").write_text(yaml.safe_dump({"datasets": {"oasis": {"raw_dir": str(tmp_path / "raw" / "oasis")}}}))
 
     start = time.perf_counter()
     overlays = ["configs/tiny-oasis.yaml", str(tmp_path / "overlay.yaml")]
-    _snakemake(work, "results/tables/oasis_convnet.csv", "--configfile", *overlays)
+    snakemake(work, "results/tables/oasis_convnet.csv", "--configfile", *overlays)
     elapsed = time.perf_counter() - start
 
     table = pd.read_csv(work / "results/tables/oasis_convnet.csv")

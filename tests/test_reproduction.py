@@ -1,8 +1,6 @@
 """NeuroSQL paper values file, run records, matching produced cells to paper cells, and the Markdown report."""
 
-import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
