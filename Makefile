@@ -12,7 +12,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# Unit tests only: skips the end-to-end pipeline runs (about 20 s).
+# Unit tests only: skips the end-to-end pipeline runs (1-4 minutes).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 

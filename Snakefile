@@ -2,9 +2,8 @@
 #
 # Every rule calls the package's CLI (python -m neurosql <stage>) with
 # explicit paths. params.yaml is the one source of settings and of the grid;
-# `--configfile other.yaml` overlays it (see configs/). The workflow profile
-# in workflow/profiles/default turns off the mtime rerun trigger, because DVC
-# does not keep modification times.
+# `--configfile other.yaml` overlays it (see configs/). Snakemake decides
+# reruns with its default triggers (modification times, code, inputs, params).
 
 from snakemake.utils import min_version
 

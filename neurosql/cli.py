@@ -243,6 +243,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.log, args.verbose)
     start = time.perf_counter()
-    args.func(args)
+    run_logged(args.func, args, args.stage)
     log.info("stage %s finished in %.1f s", args.stage, time.perf_counter() - start)
     return 0
+
+
+def run_logged(func, args: argparse.Namespace, stage: str) -> None:
+    """Run a stage; log any uncaught error with its traceback, then exit with status 1.
+
+    Snakemake rules send stderr to /dev/null and point the user at the job's
+    log file, so the error has to be written there.
+    """
+    try:
+        func(args)
+    except Exception as error:
+        log.error("stage %s failed: %s: %s", stage, type(error).__name__, error, exc_info=True)
+        raise SystemExit(1) from error

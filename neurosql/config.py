@@ -98,6 +98,9 @@ def validate_params(params: Any, source: str = "params") -> None:
         unknown = sorted(set(settings.get("train") or {}) - set(TRAIN_KEYS))
         if unknown:
             raise ConfigError(f"{source}: datasets.{dataset}.train has unknown settings {unknown}; expected {TRAIN_KEYS}")
+    solver = params["neurosql"].get("solver")
+    if solver not in SOLVERS:
+        raise ConfigError(f"{source}: neurosql.solver has unknown solver {solver!r}; expected one of {SOLVERS}")
     if not 0.0 <= params["neurosql"]["momentum"] <= 1.0:
         raise ConfigError(f"{source}: neurosql.momentum must be in [0, 1], got {params['neurosql']['momentum']}")
     _validate_solver_ablation(params, source)

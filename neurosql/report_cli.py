@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from neurosql.cli import run_logged
+
 log = logging.getLogger("neurosql.report")
 
 
@@ -287,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup(args.log, args.threads)
     start = time.perf_counter()
-    args.func(args)
+    run_logged(args.func, args, args.stage)
     log.info("stage %s finished in %.1f s", args.stage, time.perf_counter() - start)
     return 0
 

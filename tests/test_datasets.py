@@ -352,3 +352,18 @@ def test_cli_logs_error(tmp_path):
     assert exit_info.value.code == 1
     assert "prepare failed for dataset oasis: raw data folder" in log_file.read_text()
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_cli_logs_uncaught_error_with_traceback(tmp_path):
+    # Snakemake rules discard stderr, so the job's log file must hold the error.
+    log_file = tmp_path / "table.log"
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["--log", str(log_file), "table", "--metrics", str(tmp_path / "missing.json"),
+                  "--models", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "t.csv"),
+                  "--summary", str(tmp_path / "s.csv")])
+    assert exit_info.value.code == 1
+    text = log_file.read_text()
+    assert "stage table failed: FileNotFoundError" in text
+    assert "missing.json" in text
+    assert "Traceback" in text
+    assert not (tmp_path / "t.csv").exists()

@@ -43,6 +43,16 @@ def cell_dir(cell):
 def cells(dataset, backbone):
     """The grid cells of one dataset x backbone table; raise for a pair outside the grid."""
     if (dataset, backbone) not in grid_pairs(config):
+        if backbone not in config["backbones"]:
+            raise ValueError(
+                f"unknown backbone {backbone!r} in the target; expected one of {sorted(config['backbones'])}"
+                " (the paper's U-Net decoder is 'transformer')"
+            )
+        if dataset not in config["grid"]:
+            raise ValueError(
+                f"{dataset} has no grid.{dataset} section: add one to params.yaml or a --configfile, with"
+                " backbones, latent_dims, seeds and methods as in grid.mnist"
+            )
         raise ValueError(
             f"{dataset} x {backbone} is not in the grid: add {backbone!r} to grid.{dataset}.backbones in "
             f"params.yaml or pass a --configfile that has it (configs/paper-gpu.yaml has every backbone)"
