@@ -92,7 +92,7 @@ def cmd_real_features(args: argparse.Namespace) -> None:
     from neurosql.evaluation import compute_real_features
     from neurosql.runtime import resolve_device
 
-    compute_real_features(Path(args.data), args.n, Path(args.out), device=str(resolve_device(args.device)))
+    compute_real_features(Path(args.data), args.n, Path(args.out), device=str(resolve_device(args.device, "evaluate.device")))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -106,7 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         Path(args.real_features) if args.real_features else None,
         n_pairs=args.n_pairs,
         pair_seed=args.pair_seed,
-        device=str(resolve_device(args.device)),
+        device=str(resolve_device(args.device, "evaluate.device")),
     )
 
 
@@ -148,7 +148,11 @@ def cmd_config(args: argparse.Namespace) -> None:
     from neurosql.config import cell_config, iter_cells, load_params
 
     params = load_params(args.params)
+    if args.dataset not in params["grid"]:
+        raise ValueError(f"--dataset {args.dataset!r} has no grid entry in {args.params}; expected one of {sorted(params['grid'])}")
     cells = [c for c in iter_cells(params, args.dataset) if args.method in (None, c["method"])]
+    if not cells:
+        raise ValueError(f"--method {args.method!r} is not in grid.{args.dataset}.methods of {args.params}")
     resolved = [cell_config(params, **cell) for cell in cells]
     print(json.dumps(resolved, indent=2, sort_keys=True))
 

@@ -32,14 +32,16 @@ def configure_runtime(runtime: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def resolve_device(name: str) -> torch.device:
-    """Map 'cpu', 'cuda' or 'auto' to a torch.device, failing clearly when CUDA is absent."""
+def resolve_device(name: str, setting: str = "runtime.device") -> torch.device:
+    """Map 'cpu', 'cuda[:N]' or 'auto' to a torch.device; ``setting`` names the key in errors."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"{setting} is {name!r}; expected 'cpu', 'cuda', 'cuda:N' or 'auto'")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(
-            f"runtime.device is {name!r} but torch reports no CUDA device; "
-            "set runtime.device to 'cpu' or 'auto' in params.yaml"
+            f"{setting} is {name!r} but torch reports no CUDA device; "
+            f"set {setting} to 'cpu' or 'auto' in params.yaml"
         )
     return torch.device(name)
 

@@ -54,3 +54,15 @@ def test_resume_state_of_other_config_is_ignored(tiny_params, tiny_data, tmp_pat
     _, payload = _train(tiny_params, tiny_data, tmp_path)
     assert payload["config"]["method_settings"]["momentum"] == 0.5
     assert payload["epochs_run"] == tiny_params["train"]["epochs"]
+
+
+def test_device_errors_name_the_setting(monkeypatch):
+    from neurosql.runtime import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="evaluate.device is 'tpu'; expected 'cpu'"):
+        resolve_device("tpu", "evaluate.device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="set evaluate.device to 'cpu' or 'auto'"):
+        resolve_device("cuda", "evaluate.device")
+    assert resolve_device("auto") == torch.device("cpu")
