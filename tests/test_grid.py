@@ -217,6 +217,17 @@ def test_dry_run_target_outside_grid(checkout, target, message):
         assert message in output
 
 
+@pytest.mark.parametrize("overlay", ["trian:\n  epochs: 1\n", "datasets:\n  mnist:\n    n_trian_max: 10\n"])
+def test_dry_run_misspelt_setting_rejected(checkout, tmp_path, overlay):
+    (tmp_path / "typo.yaml").write_text(overlay)
+    result = subprocess.run(
+        [str(BIN / "snakemake"), "-n", "--cores", "1", "--configfile", str(tmp_path / "typo.yaml")],
+        cwd=checkout, env=tool_env(), capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "Additional properties are not allowed" in result.stdout + result.stderr
+
+
 # --- NeuroSQL options from params ---------------------------------------------------
 
 
