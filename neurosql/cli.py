@@ -147,7 +147,7 @@ def cmd_figure(args: argparse.Namespace) -> None:
 def cmd_config(args: argparse.Namespace) -> None:
     from neurosql.config import cell_config, iter_cells, load_params
 
-    params = load_params(args.params)
+    params = load_params(args.params, args.configfile)
     if args.dataset not in params["grid"]:
         raise ValueError(f"--dataset {args.dataset!r} has no grid entry in {args.params}; expected one of {sorted(params['grid'])}")
     cells = [c for c in iter_cells(params, args.dataset) if args.method in (None, c["method"])]
@@ -236,9 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_figure)
 
     p = sub.add_parser("config", help="print the resolved config of each cell (a dry run)")
-    p.add_argument("--params", default="params.yaml")
-    p.add_argument("--dataset", default="mnist")
-    p.add_argument("--method")
+    p.add_argument("--params", default="params.yaml", help="the main settings file")
+    p.add_argument("--configfile", nargs="*", default=[], help="overlays merged over --params in order, as in snakemake")
+    p.add_argument("--dataset", default="mnist", help="grid dataset whose cells are printed")
+    p.add_argument("--method", help="print only the cells of this method")
     p.set_defaults(func=cmd_config)
     return parser
 

@@ -22,7 +22,7 @@ import copy
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import yaml
 
@@ -44,15 +44,25 @@ class ConfigError(ValueError):
     """Raised when params.yaml (or a --configfile overlay) is invalid."""
 
 
-def load_params(path: str | Path) -> dict[str, Any]:
-    """Read and validate a params file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"params file not found: {path}")
-    with path.open() as handle:
-        params = yaml.safe_load(handle)
-    validate_params(params, source=str(path))
+def load_params(path: str | Path, overlays: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """Read a params file, merge each overlay into it section by section (as --configfile does), and validate."""
+    sources = [Path(path), *map(Path, overlays)]
+    params: dict[str, Any] = {}
+    for source in sources:
+        if not source.is_file():
+            raise ConfigError(f"params file not found: {source}")
+        with source.open() as handle:
+            _merge_into(params, yaml.safe_load(handle) or {})
+    validate_params(params, source=" + ".join(map(str, sources)))
     return params
+
+
+def _merge_into(base: dict, overlay: dict) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_into(base[key], value)
+        else:
+            base[key] = value
 
 
 def _require(mapping: dict, key: str, where: str) -> Any:

@@ -22,6 +22,7 @@ from neurosql.config import (
     grid_pairs,
     iter_cells,
     iter_solver_ablation_cells,
+    load_params,
     split_method,
     validate_params,
 )
@@ -133,6 +134,18 @@ def test_ablation_reuses_grid_solver(base_params):
     cfg = cell_config(params, "mnist", "convnet", "neurosql-greedy", 2, 11)
     assert cfg["method"] == "neurosql"
     assert cfg["method_settings"]["solver"] == "greedy"
+
+
+def test_load_params_merges_overlays_in_order(tmp_path):
+    second = tmp_path / "second.yaml"
+    second.write_text("train:\n  epochs: 2\n")
+    params = load_params(ROOT / "params.yaml", [ROOT / "configs" / "tiny.yaml", second])
+    assert params["train"]["epochs"] == 2
+    assert params["train"]["batch_size"] == 32
+    assert params["datasets"]["mnist"]["n_train_max"] == 96
+    assert params["datasets"]["mnist"]["kind"] == "mnist"
+    with pytest.raises(ConfigError, match="params file not found: .*missing.yaml"):
+        load_params(ROOT / "params.yaml", [tmp_path / "missing.yaml"])
 
 
 def test_unknown_neurosql_solver_rejected(base_params):
