@@ -149,10 +149,10 @@ def cmd_config(args: argparse.Namespace) -> None:
 
     params = load_params(args.params, args.configfile)
     if args.dataset not in params["grid"]:
-        raise ValueError(f"--dataset {args.dataset!r} has no grid entry in {args.params}; expected one of {sorted(params['grid'])}")
+        raise ValueError(f"--dataset {args.dataset!r} has no grid entry in the merged settings; expected one of {sorted(params['grid'])}")
     cells = [c for c in iter_cells(params, args.dataset) if args.method in (None, c["method"])]
     if not cells:
-        raise ValueError(f"--method {args.method!r} is not in grid.{args.dataset}.methods of {args.params}")
+        raise ValueError(f"--method {args.method!r} is not in grid.{args.dataset}.methods")
     resolved = [cell_config(params, **cell) for cell in cells]
     print(json.dumps(resolved, indent=2, sort_keys=True))
 
