@@ -52,15 +52,16 @@ def load_params(path: str | Path, overlays: Sequence[str | Path] = ()) -> dict[s
         if not source.is_file():
             raise ConfigError(f"params file not found: {source}")
         with source.open() as handle:
-            _merge_into(params, yaml.safe_load(handle) or {})
+            merge_overlay(params, yaml.safe_load(handle) or {})
     validate_params(params, source=" + ".join(map(str, sources)))
     return params
 
 
-def _merge_into(base: dict, overlay: dict) -> None:
+def merge_overlay(base: dict, overlay: dict) -> None:
+    """Merge ``overlay`` into ``base`` in place: nested sections key by key, other values replaced."""
     for key, value in overlay.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge_into(base[key], value)
+            merge_overlay(base[key], value)
         else:
             base[key] = value
 

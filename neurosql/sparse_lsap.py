@@ -23,10 +23,10 @@ matrix:
    each violating row's and column's most negative reduced-cost edge joins
    the candidates and the loop repeats.
 
-The same pass gives a lower bound on the optimum for any v (dual objective:
-sum_i min_j (Q[i, j] - v[j]) + sum_j v[j]), so with ``rel_gap > 0`` the loop
-stops as soon as the matching is provably within that fraction of the
-optimal cost: the "pruned" solver.
+The same pass gives a lower bound on the optimum for any v, the dual
+objective sum_i min_j (Q[i, j] - v[j]) + sum_j v[j]. With ``rel_gap > 0``
+the loop stops as soon as that bound proves the matching within this
+fraction of the optimal cost: the "pruned" solver.
 
 The result is optimal for the integer costs Q, so its cost on the original
 matrix is within n / scale (n rounding errors of half a unit, twice) of the
@@ -74,7 +74,7 @@ def solve_certified(
     """Return an optimal permutation of a square finite cost matrix (float64), with its certificate stats.
 
     ``seed_perm`` is any permutation whose edges seed the candidate graph so
-    that it holds a perfect matching (the identity when omitted; a greedy
+    that it contains a perfect matching (the identity when omitted; a greedy
     one starts closer to the optimum). ``rel_gap`` > 0 stops once the
     matched cost is proven within that fraction of the optimum.
     """

