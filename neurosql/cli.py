@@ -152,7 +152,8 @@ def cmd_config(args: argparse.Namespace) -> None:
         raise ValueError(f"--dataset {args.dataset!r} has no grid entry in the merged settings; expected one of {sorted(params['grid'])}")
     cells = [c for c in iter_cells(params, args.dataset) if args.method in (None, c["method"])]
     if not cells:
-        raise ValueError(f"--method {args.method!r} is not in grid.{args.dataset}.methods")
+        methods = params["grid"][args.dataset]["methods"]
+        raise ValueError(f"--method {args.method!r} is not in grid.{args.dataset}.methods; expected one of {methods}")
     resolved = [cell_config(params, **cell) for cell in cells]
     print(json.dumps(resolved, indent=2, sort_keys=True))
 
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_logged(func, args: argparse.Namespace, stage: str) -> None:
-    """Run a stage; log any uncaught error with its traceback, then exit with status 1.
+    """Run a stage. Log any uncaught error with its traceback, then exit with status 1.
 
     Snakemake rules send stderr to /dev/null and point the user at the job's
     log file, so the error has to be written there.

@@ -73,10 +73,11 @@ def solve_certified(
 ) -> CertifiedResult:
     """Return an optimal permutation of a square finite cost matrix (float64), with its certificate stats.
 
-    ``seed_perm`` is any permutation whose edges seed the candidate graph so
-    that it contains a perfect matching (the identity when omitted; a greedy
-    one starts closer to the optimum). ``rel_gap`` > 0 stops once the
-    matched cost is proven within that fraction of the optimum.
+    ``seed_perm`` is any permutation. Its edges seed the candidate graph, so
+    the graph contains a perfect matching. The identity is used when it is
+    omitted, and a greedy permutation starts closer to the optimum.
+    ``rel_gap`` > 0 stops once the matched cost is proven within that
+    fraction of the optimum.
     """
     n = cost.shape[0]
     if n <= 1:
