@@ -58,6 +58,11 @@ def _as_cost_array(cost: np.ndarray | torch.Tensor) -> np.ndarray:
             "NeuroSQL assigns n images to n lattice codes, so pass equal counts"
         )
 
+    # One sum finds the common all-finite case without an n x n mask; a sum
+    # that overflows falls through to the element-wise check.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(cost.sum()):
+            return cost
     bad = ~np.isfinite(cost)
     if bad.any():
         rows, cols = np.nonzero(bad)

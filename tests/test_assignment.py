@@ -9,6 +9,7 @@ import torch
 
 from neurosql import assignment
 from neurosql.assignment import METHODS, assignment_cost, solve_assignment
+from neurosql import sparse_lsap
 from neurosql.sparse_lsap import solve_certified
 
 
@@ -100,6 +101,37 @@ def test_certified_repairs_missing_candidates():
     assert assignment_cost(cost, result.perm) == pytest.approx(optimum, abs=1e-10)
 
 
+@pytest.mark.parametrize("block_bytes", [8 * 64, sparse_lsap.CHECK_BLOCK_BYTES])
+def test_dense_check_matches_integer_brute_force(monkeypatch, block_bytes):
+    # Blocks of one row and one whole block must both find every violating
+    # row and column of the integer reduced costs, and only violating edges.
+    monkeypatch.setattr(sparse_lsap, "CHECK_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(8)
+    cost = rng.random((64, 64))
+    low, scale = sparse_lsap.integer_scale(cost)
+    quantised = np.rint((cost - low) * scale)
+    u = np.rint(quantised.min(axis=1) + rng.normal(0, 0.02 * scale, 64))
+    v = np.rint(rng.normal(0, 0.02 * scale, 64))
+    reduced = quantised - u[:, None] - v[None, :]
+
+    keys, gap = sparse_lsap._violations(cost, low, scale, u, v)
+    rows, cols = np.divmod(keys, 64)
+    assert (reduced[rows, cols] <= -1).all()
+    assert set(np.flatnonzero(reduced.min(axis=1) <= -1)) <= set(rows)
+    assert set(np.flatnonzero(reduced.min(axis=0) <= -1)) <= set(cols)
+    assert gap * scale == pytest.approx(-np.minimum(reduced.min(axis=1), 0).sum(), abs=64)
+
+
+def test_exact_recheck_finds_violation_the_float_argmin_missed():
+    cost = np.array([[0.0, 0.5, 1.0], [0.2, 0.0, 0.7], [1.0, 0.3, 0.0]])
+    low, scale = sparse_lsap.integer_scale(cost)
+    u = np.zeros(3)
+    v = np.array([0.0, 0.0, 0.8 * scale])  # in row 1, only edge (1, 2) has a negative reduced cost
+    # Point row 1 at column 0, which does not violate, as a float argmin off by half a step could.
+    keys = sparse_lsap._exact_violations(cost, low, scale, u, v, np.array([1]), np.array([0]), by_row=True)
+    assert keys.tolist() == [1 * 3 + 2]
+
+
 def test_exact_at_n2000_uses_certified_and_is_optimal(monkeypatch):
     cost = point_costs(2000, 7)
     calls = []
@@ -184,6 +216,13 @@ def test_nonfinite_rejected(bad):
     cost[3, 0] = bad
     with pytest.raises(ValueError, match=r"2 NaN or infinite entries, the first at \(row 2, col 1\)"):
         solve_assignment(cost)
+
+
+def test_huge_finite_costs_accepted():
+    # Their sum overflows to inf, which must not read as a non-finite entry.
+    cost = np.full((3, 3), 1e308)
+    cost[0, 2] = 0.0
+    assert solve_assignment(cost, "greedy").tolist() == [2, 0, 1]
 
 
 def test_unknown_method_rejected():
