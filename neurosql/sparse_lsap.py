@@ -13,7 +13,8 @@ matrix:
 2. Solve the assignment exactly on the candidate graph with OR-Tools'
    cost-scaling push-relabel solver, which needs integer costs: costs are
    mapped affinely onto integers below ``2**62 / (8 (n + 1)**2)``, the range
-   in which the solver's price updates cannot overflow.
+   in which the solver's price updates cannot overflow, and below 2**40, so
+   that float64 still resolves one integer step.
 3. Duals: with the optimal matching x, potentials p from Bellman-Ford on
    the row graph (edge i -> y[j] of weight Q[i, j] - Q[i, x[i]] for each
    candidate (i, j)) give u[i] = Q[i, x[i]] - p[i] and v[j] = p[y[j]],
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 DEFAULT_K = 8
 MAX_ROUNDS = 200
 CHECK_BLOCK_BYTES = 8 * 2**20
-FLAG_MARGIN = 1e-3  # grid steps; float64 errors of the dense pass are about 1e-5 steps
+MAX_LEVELS = 2.0**40  # integer steps over the cost range: 2**12 float64 ulps of the range per step
 
 
 @dataclass
@@ -67,8 +68,14 @@ def integer_scale(cost: np.ndarray) -> tuple[float, float]:
     """Return (offset, scale) that map the costs onto non-negative integers safe for OR-Tools."""
     n = cost.shape[0]
     low, high = float(cost.min()), float(cost.max())
-    top = 2.0**62 / (8.0 * (n + 1) ** 2)
-    return low, (top / (high - low) if high > low else 1.0)
+    # A constant matrix gets a span of one cost unit, so the float check's
+    # error bound stays meaningful.
+    return low, _levels(n) / (high - low if high > low else 1.0)
+
+
+def _levels(n: int) -> float:
+    """Return the number of integer steps over the cost range at size n."""
+    return min(2.0**62 / (8.0 * (n + 1) ** 2), MAX_LEVELS)
 
 
 def solve_certified(
@@ -216,12 +223,21 @@ def _violations(cost: np.ndarray, low: float, scale: float, u: np.ndarray, v: np
     # Blocks of a few MiB keep the element-wise passes in cache.
     block = max(1, CHECK_BLOCK_BYTES // (8 * n))
     dense = torch.from_numpy(cost)
-    row_dual = torch.from_numpy(low + u / scale)
-    col_dual = torch.from_numpy(v / scale)
     # Q[i, j] = (cost[i, j] - low) * scale + d with |d| <= 1/2, so a violation
     # (integer reduced cost <= -1) has a float one <= -1/2 step and a tight
-    # edge one >= -1/2 step. The margin covers float64 rounding of the duals.
-    flag = (-0.5 + FLAG_MARGIN) / scale
+    # edge one >= -1/2 step. The margin bounds the float64 rounding of the
+    # subtractions; where it passes 1/2, more lines are rechecked.
+    span = _levels(n) / scale  # the cost range, or 1 for a constant matrix
+    duals = (np.abs(u).max() + np.abs(v).max()) / scale
+    margin = 8 * np.finfo(np.float64).eps * (2 * abs(low) + span + duals) * scale
+    # Costs far from zero relative to their range get shifted by low first,
+    # one more pass, so the rounding is relative to the range.
+    shift = margin > 1e-2
+    if shift:
+        margin = 8 * np.finfo(np.float64).eps * (span + duals) * scale
+    flag = (-0.5 + max(margin, 1e-3)) / scale
+    row_dual = torch.from_numpy(u / scale + (0.0 if shift else low))
+    col_dual = torch.from_numpy(v / scale)
     col_min = torch.full((n,), float("inf"), dtype=torch.float64)
     col_arg = torch.zeros(n, dtype=torch.long)
     # One reused buffer: fresh block tensors cost a page fault per 4 KiB.
@@ -231,7 +247,11 @@ def _violations(cost: np.ndarray, low: float, scale: float, u: np.ndarray, v: np
 
     for start in range(0, n, block):
         rows = dense[start:start + block]
-        reduced = torch.sub(rows, col_dual[None, :], out=buffer[:len(rows)])
+        if shift:
+            reduced = torch.sub(rows, low, out=buffer[:len(rows)])
+            reduced -= col_dual[None, :]
+        else:
+            reduced = torch.sub(rows, col_dual[None, :], out=buffer[:len(rows)])
         reduced -= row_dual[start:start + block, None]
         low_row, arg = reduced.min(dim=1)
         gap -= float(low_row.clamp(max=0.0).sum())

@@ -132,6 +132,17 @@ def test_exact_recheck_finds_violation_the_float_argmin_missed():
     assert keys.tolist() == [1 * 3 + 2]
 
 
+def test_certified_exact_on_costs_far_from_zero():
+    # A cost range of 1e-3 around 1000: the float check must still resolve
+    # one integer step of the range, not of the costs' magnitude.
+    rng = np.random.default_rng(9)
+    cost = 1000.0 + 1e-3 * rng.random((300, 300))
+    result = solve_certified(cost, k=2)
+    optimum = cost[np.arange(300), scipy.optimize.linear_sum_assignment(cost)[1]].sum()
+    assert result.rounds > 1
+    assert cost[np.arange(300), result.perm].sum() - optimum <= 300 * 1e-3 / sparse_lsap.MAX_LEVELS
+
+
 def test_exact_at_n2000_uses_certified_and_is_optimal(monkeypatch):
     cost = point_costs(2000, 7)
     calls = []
@@ -260,3 +271,10 @@ def test_sinkhorn_near_optimal_points():
     optimum = assignment_cost(cost, solve_assignment(cost, "exact"))
     # Measured ratio 1.0096 for this seed; greedy gives 1.17.
     assert assignment_cost(cost, solve_assignment(cost, "sinkhorn")) <= 1.05 * optimum
+
+
+@pytest.mark.parametrize("value", [0.0, 1e6])
+def test_certified_constant_costs(value):
+    result = solve_certified(np.full((50, 50), value), k=2)
+    assert is_permutation(result.perm, 50)
+    assert result.rounds == 1
