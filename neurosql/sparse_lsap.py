@@ -134,10 +134,10 @@ def _quantise(values: np.ndarray, low: float, scale: float) -> np.ndarray:
 def _initial_candidates(cost: np.ndarray, k: int, seed_perm: np.ndarray) -> np.ndarray:
     """Return sorted flat keys row * n + col of the first candidate graph.
 
-    Rows get their k cheapest columns. Columns get the cheapest rows among
-    the winners of row blocks (each block's column minimum), the k cheapest
-    of those: one cache-sized pass instead of a column-wise top-k over the
-    whole matrix, which torch runs 4x slower than the row-wise one.
+    Rows get their k cheapest columns. Each column gets the k cheapest of
+    its row-block minima. Both come from one pass over cache-sized row
+    blocks, because a column-wise top-k over the whole matrix is a slow,
+    strided pass.
     """
     n = cost.shape[0]
     index = np.arange(n)
