@@ -230,7 +230,13 @@ def test_dry_run_target_outside_grid(checkout, target, message):
         assert message in output
 
 
-@pytest.mark.parametrize("overlay", ["trian:\n  epochs: 1\n", "datasets:\n  mnist:\n    n_trian_max: 10\n"])
+@pytest.mark.parametrize("overlay", [
+    "trian:\n  epochs: 1\n",
+    "datasets:\n  mnist:\n    n_trian_max: 10\n",
+    "vae:\n  hiden: 256\n",
+    "report:\n  classifier:\n    epoch: 2\n",
+    "grid:\n  mnist:\n    seed: [1]\n",
+])
 def test_dry_run_misspelt_setting_rejected(checkout, tmp_path, overlay):
     (tmp_path / "typo.yaml").write_text(overlay)
     result = subprocess.run(
