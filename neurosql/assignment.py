@@ -51,7 +51,9 @@ def _as_cost_array(cost: np.ndarray | torch.Tensor) -> np.ndarray:
     """Convert the cost to a float64 array and reject non-square or non-finite input."""
     if isinstance(cost, torch.Tensor):
         cost = cost.detach().cpu().double().numpy()
-    cost = np.asarray(cost, dtype=np.float64)
+    # Contiguous rows: the blocked dense passes assume them, and torch cannot
+    # wrap a view with negative strides.
+    cost = np.ascontiguousarray(cost, dtype=np.float64)
     if cost.ndim != 2 or cost.shape[0] != cost.shape[1]:
         raise ValueError(
             f"the cost matrix must be square (n, n), got shape {cost.shape}. "

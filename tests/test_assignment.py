@@ -229,6 +229,19 @@ def test_nonfinite_rejected(bad):
         solve_assignment(cost)
 
 
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("view", ["reversed", "transposed", "strided"])
+def test_array_views_accepted(method, view):
+    rng = np.random.default_rng(10)
+    base = rng.random((80, 160))
+    cost = {"reversed": base[::-1, :80], "transposed": base[:, :80].T, "strided": base[:, ::2]}[view]
+    perm = solve_assignment(cost, method)
+    assert is_permutation(perm, 80)
+    if method in ("exact", "scipy", "lapjv", "certified"):
+        optimum = assignment_cost(np.array(cost), scipy.optimize.linear_sum_assignment(np.array(cost))[1])
+        assert assignment_cost(cost, perm) == pytest.approx(optimum, rel=1e-10)
+
+
 def test_huge_finite_costs_accepted():
     # Their sum overflows to inf, which must not read as a non-finite entry.
     cost = np.full((3, 3), 1e308)
