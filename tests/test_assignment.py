@@ -191,6 +191,32 @@ def test_pruned_gap_bound_holds():
     assert excess <= result.gap + 1e-9
 
 
+def test_pruned_gap_relative_to_optimum():
+    # Matched 1000 against an optimum of 999: 0.1 % of the matched cost, but
+    # more than 0.1 % of the optimum.
+    cost = np.array([[999.0, 999.0], [0.0, 1.0]])
+    perm = solve_assignment(cost, "pruned", k=1, rel_gap=1e-3)
+    assert cost[np.arange(2), perm].sum() == 999.0
+
+
+def test_certified_falls_back_to_scipy_after_max_rounds(monkeypatch, caplog):
+    monkeypatch.setattr(sparse_lsap, "MAX_ROUNDS", 1)
+    cost = n200_costs()["popular"]
+    result = solve_certified(cost, k=2)
+    optimum = assignment_cost(cost, scipy.optimize.linear_sum_assignment(cost)[1])
+    assert assignment_cost(cost, result.perm) == pytest.approx(optimum, abs=1e-12)
+    assert "solving with scipy instead" in caplog.text
+
+
+def test_certified_near_additive_costs_optimal():
+    rng = np.random.default_rng(11)
+    cost = rng.random(300)[:, None] + rng.random(300)[None, :]
+    perm = solve_assignment(cost, "certified")
+    optimum = assignment_cost(cost, scipy.optimize.linear_sum_assignment(cost)[1])
+    assert is_permutation(perm, 300)
+    assert assignment_cost(cost, perm) == pytest.approx(optimum, rel=1e-12)
+
+
 def test_pruned_full_k_is_optimal():
     rng = np.random.default_rng(5)
     cost = rng.random((30, 30))
