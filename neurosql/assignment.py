@@ -100,8 +100,10 @@ def solve_assignment(
     if cost.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
 
-    if k < 1:
-        raise ValueError(f"k must be a positive number of candidate columns per row, got {k}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive whole number of candidate columns per row, got {k!r}")
+    if not np.isfinite(rel_gap) or rel_gap < 0:
+        raise ValueError(f"rel_gap must be a finite fraction of at least 0, got {rel_gap!r}")
     if method == "exact":
         method = "certified" if cost.shape[0] >= CERTIFIED_MIN_N else "scipy"
 
@@ -137,11 +139,13 @@ def _greedy(cost: np.ndarray) -> np.ndarray:
 
 def _sinkhorn(cost: np.ndarray) -> np.ndarray:
     """Round an entropic optimal transport plan to a permutation."""
-    scaled = torch.from_numpy(cost).float()
-    low, spread = scaled.min(), scaled.max() - scaled.min()
-    if spread == 0:
+    # Scale to [0, 1] in float64 before the float32 cast: costs beyond the
+    # float32 range would become inf. Halving keeps max - min finite.
+    half = cost * 0.5
+    low, high = half.min(), half.max()
+    if high == low:
         return np.arange(cost.shape[0])
-    scaled = (scaled - low) / spread
+    scaled = torch.from_numpy((half - low) / (high - low)).float()
     f = torch.zeros(cost.shape[0])
     g = torch.zeros(cost.shape[0])
 

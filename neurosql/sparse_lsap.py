@@ -43,6 +43,7 @@ the candidate edges, besides the float64 input.
 """
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,13 +98,18 @@ def solve_certified(
     fraction of the optimum.
     """
     n = cost.shape[0]
+    if not np.isfinite(rel_gap) or rel_gap < 0:
+        raise ValueError(f"rel_gap must be a finite fraction of at least 0, got {rel_gap!r}")
     if n <= 1:
         return CertifiedResult(np.arange(n), 0, n, 0.0)
-    if rel_gap < 0:
-        raise ValueError(f"rel_gap must be at least 0, got {rel_gap}")
     k = max(1, min(k, n))
 
     low, scale = integer_scale(cost)
+    if not (np.isfinite(scale) and scale > 0):
+        # A cost range below about 1e-296 or above float64's maximum has no
+        # integer grid that float64 can hold; the dense solver needs none.
+        log.info("certified LSAP: cost range %g has no integer grid; solving with scipy", float(cost.max()) - low)
+        return CertifiedResult(scipy.optimize.linear_sum_assignment(cost)[1], 0, n * n, 0.0)
     seed_perm = np.arange(n) if seed_perm is None else np.asarray(seed_perm)
     keys = _initial_candidates(cost, k, seed_perm)
     index = np.arange(n)
@@ -136,6 +142,13 @@ def solve_certified(
     return CertifiedResult(perm, MAX_ROUNDS, len(keys), 0.0)
 
 
+def _as_tensor(cost: np.ndarray) -> torch.Tensor:
+    """Wrap the costs without a copy; they are only read, so a read-only array is fine."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(cost)
+
+
 def _quantise(values: np.ndarray, low: float, scale: float) -> np.ndarray:
     """Map costs onto the integer grid of ``integer_scale`` (as float64 holding integers)."""
     return np.rint((values - low) * scale)
@@ -151,7 +164,7 @@ def _initial_candidates(cost: np.ndarray, k: int, seed_perm: np.ndarray) -> np.n
     """
     n = cost.shape[0]
     index = np.arange(n)
-    dense = torch.from_numpy(cost)
+    dense = _as_tensor(cost)
     block = max(1, CHECK_BLOCK_BYTES // (8 * n))
     by_row, block_min, block_arg = [], [], []
     for start in range(0, n, block):
@@ -195,6 +208,9 @@ def _potentials(
     """
     n = len(x)
     other = cols != x[rows]
+    if not other.any():
+        # Only matching edges: zero potentials are tight and feasible.
+        return np.zeros(n)
     src = rows[other]
     dst = y[cols[other]]
     weight = edge_cost[other] - matched[src]
@@ -233,7 +249,7 @@ def _violations(cost: np.ndarray, low: float, scale: float, u: np.ndarray, v: np
     n = cost.shape[0]
     # Blocks of a few MiB keep the element-wise passes in cache.
     block = max(1, CHECK_BLOCK_BYTES // (8 * n))
-    dense = torch.from_numpy(cost)
+    dense = _as_tensor(cost)
     # Q[i, j] = (cost[i, j] - low) * scale + d with |d| <= 1/2, so a violation
     # (integer reduced cost <= -1) has a float one <= -1/2 step and a tight
     # edge one >= -1/2 step. The margin bounds the float64 rounding of the

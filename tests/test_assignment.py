@@ -275,6 +275,38 @@ def test_huge_finite_costs_accepted():
     assert solve_assignment(cost, "greedy").tolist() == [2, 0, 1]
 
 
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("cost", [
+    np.array([[1e-300, 0.0], [0.0, 1e-300]]),  # range too small for an integer grid
+    np.array([[1e308, -1e308], [-1e308, 1e308]]),  # max - min overflows
+    np.array([[1e39, 0.0], [0.0, 1e39]]),  # beyond float32
+])
+def test_extreme_cost_ranges_optimal(method, cost):
+    perm = solve_assignment(cost, method, k=1)
+    assert perm.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("method", ["certified", "pruned"])
+def test_candidates_only_on_the_matching(method):
+    # With k = 1 every candidate edge is a matching edge, so the potential
+    # graph has no edge.
+    assert solve_assignment(1.0 - np.eye(5), method, k=1).tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("setting", [{"k": 2.5}, {"k": True}, {"rel_gap": -1.0}, {"rel_gap": float("nan")}])
+def test_bad_solver_settings_rejected(setting):
+    name = next(iter(setting))
+    with pytest.raises(ValueError, match=name):
+        solve_assignment(np.eye(3), "pruned", **setting)
+
+
+def test_read_only_costs_accepted(recwarn):
+    cost = np.random.default_rng(12).random((30, 30))
+    cost.setflags(write=False)
+    assert is_permutation(solve_assignment(cost, "certified"), 30)
+    assert not [w for w in recwarn if "writable" in str(w.message)]
+
+
 def test_unknown_method_rejected():
     with pytest.raises(ValueError, match="hungarian"):
         solve_assignment(np.zeros((2, 2)), "hungarian")
