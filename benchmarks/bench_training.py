@@ -57,7 +57,7 @@ def compare_with_vae(params: dict, work: Path, epochs: int, every: int) -> list[
     if not calls:
         raise SystemExit(f"no assignment ran in {epochs} epochs with K = {every}; pass --epochs above K")
 
-    # A run of E epochs holds floor((E - 1) / K) assignments, not E / K, so
+    # A run of E epochs contains floor((E - 1) / K) assignments, not E / K, so
     # the steady-state epoch adds one assignment per K regression epochs.
     regression = np.mean([r["train_seconds"] - r.get("assign_seconds", 0.0) for r in neurosql])
     step = {key: np.mean([r[key] for r in calls]) for key in ("decode_seconds", "cost_seconds", "solve_seconds", "assign_seconds")}
