@@ -55,7 +55,7 @@ def compare_with_vae(params: dict, work: Path, epochs: int, every: int) -> list[
     neurosql = histories["neurosql"]
     calls = [r for r in neurosql if "assign_seconds" in r]
     if not calls:
-        raise SystemExit(f"no assignment ran in {epochs} epochs with K = {every}; pass --epochs above K")
+        raise SystemExit(f"no assignment ran in {epochs} epochs with K = {every}: pass --epochs greater than K")
 
     # A run of E epochs contains floor((E - 1) / K) assignments, not E / K, so
     # the steady-state epoch adds one assignment per K regression epochs.

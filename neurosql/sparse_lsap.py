@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_K = 8
 # The NeuroSQL and point costs of docs/benchmarks.md certify in at most 21
-# rounds. Near-additive costs (C[i, j] = a[i] + b[j] plus rounding) can take
-# hundreds, so past this cap the dense solver finishes the job.
+# rounds. Near-additive costs (C[i, j] = a[i] + b[j] plus rounding) took more
+# than 200 at n >= 450, so past this cap the dense solver finishes the job.
 MAX_ROUNDS = 50
 CHECK_BLOCK_BYTES = 8 * 2**20
 MAX_LEVELS = 2.0**40  # integer steps over the cost range: 2**12 float64 ulps of the range per step
@@ -107,7 +107,7 @@ def solve_certified(
     low, scale = integer_scale(cost)
     if not (np.isfinite(scale) and scale > 0):
         # A cost range below about 1e-296 or above float64's maximum has no
-        # integer grid that float64 can hold; the dense solver needs none.
+        # integer grid that float64 can hold, and the dense solver needs none.
         log.info("certified LSAP: cost range %g has no integer grid; solving with scipy", float(cost.max()) - low)
         return CertifiedResult(scipy.optimize.linear_sum_assignment(cost)[1], 0, n * n, 0.0)
     seed_perm = np.arange(n) if seed_perm is None else np.asarray(seed_perm)
@@ -150,7 +150,7 @@ def _as_tensor(cost: np.ndarray) -> torch.Tensor:
 
 
 def _quantise(values: np.ndarray, low: float, scale: float) -> np.ndarray:
-    """Map costs onto the integer grid of ``integer_scale`` (as float64 holding integers)."""
+    """Map costs onto the integer grid of ``integer_scale`` (float64 values that are integers)."""
     return np.rint((values - low) * scale)
 
 
@@ -253,7 +253,7 @@ def _violations(cost: np.ndarray, low: float, scale: float, u: np.ndarray, v: np
     # Q[i, j] = (cost[i, j] - low) * scale + d with |d| <= 1/2, so a violation
     # (integer reduced cost <= -1) has a float one <= -1/2 step and a tight
     # edge one >= -1/2 step. The margin bounds the float64 rounding of the
-    # subtractions; where it passes 1/2, more lines are rechecked.
+    # subtractions. Where it passes 1/2, more lines are rechecked.
     span = _levels(n) / scale  # the cost range, or 1 for a constant matrix
     duals = (np.abs(u).max() + np.abs(v).max()) / scale
     margin = 8 * np.finfo(np.float64).eps * (2 * abs(low) + span + duals) * scale
@@ -312,7 +312,7 @@ def _exact_violations(
     keys = [(rows * n + cols)[exact <= -1.0]]
 
     # The float argmin is within half a grid step of the integer one, so it
-    # can miss; recheck such a line on the integer grid. This is rare.
+    # can miss, so such a line is rechecked on the integer grid.
     for line in lines[exact > -1.0]:
         if by_row:
             reduced = _quantise(cost[line], low, scale) - u[line] - v
